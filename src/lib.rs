@@ -14,8 +14,13 @@
 //! collects the watch events it fired (`watch`), and returns the reply and events as bytes for the
 //! shell to write, events before any later reply.
 
+pub mod auth;
+pub mod engine;
 pub mod error;
 pub mod jute;
+pub mod ops;
 pub mod server;
 pub mod tree;
 pub mod types;
+pub mod watch;
+pub mod session;

@@ -103,7 +103,8 @@ impl DataTree {
             Txn::Check { path, .. } => {
                 r.path = path.clone();
             }
-            Txn::CreateSession { .. } | Txn::Error { .. } => {}
+            Txn::CreateSession { .. } => {}
+            Txn::Error { err } => r.err = *err,
             Txn::CloseSession { paths } => {
                 for p in paths {
                     // A path that is already gone (replay) is skipped, as Apache does.

@@ -2,7 +2,7 @@
 //! over the tree. Nodes under `/zookeeper/` count as 0. Kept incrementally: callers subtract a
 //! node's digest before changing it and add it back after.
 
-use super::{DataTree, Node, NodeId, ROOT};
+use super::{DataTree, Node, NodeId};
 
 #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeDigest {
@@ -71,6 +71,6 @@ mod tests {
         // Reference §6.6: crc32(60 zero bytes) + crc32("/zookeeper" + 60 zeros) = 0x51c6d660.
         let t = DataTree::new();
         assert_eq!(t.digest.value, 0x51c6d660);
-        let _ = ROOT;
+
     }
 }

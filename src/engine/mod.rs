@@ -1,0 +1,555 @@
+//! The standalone request pipeline, without I/O: prep → txn → apply → watch events → reply.
+//!
+//! The shell calls `connect`, `request`, `disconnect` and `tick` with the time; each returns the
+//! frames to write and the connections to close, in order. Ordering guarantees:
+//! - requests of one connection are handled in arrival order and answered in that order;
+//! - a write's notifications are emitted before its reply, and before any later reply on any
+//!   connection, because the shell writes outputs in the order they are returned.
+
+pub mod reply;
+pub mod stats;
+
+use crate::auth::{generate_digest, AuthContext};
+use crate::error::ErrorCode;
+use crate::jute::opcode::OpCode;
+use crate::jute::records::*;
+use crate::jute::txn::{Txn, TxnHeader};
+use crate::jute::{Jute, Reader};
+use crate::ops::create::CreateKind;
+use crate::ops::{self, decode, OpsConfig, PendingView, ReadCtx, WriteCtx};
+use crate::session::Sessions;
+use crate::tree::apply::{Trigger, TxnResult};
+use crate::tree::{DataTree, NodeKind};
+use crate::types::{SessionId, Zxid};
+use crate::watch::{Notification, Watches};
+use reply::*;
+use stats::{ConnStats, ServerStats};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+pub type ConnId = u64;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    Send(ConnId, Vec<u8>),
+    Close(ConnId),
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub tick_ms: u64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub ops: OpsConfig,
+    pub super_digest: Option<String>,
+    pub digest_auth_enabled: bool,
+    pub skip_acl: bool,
+    pub server_id: u8,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: u32,
+    pub container_max_never_used_interval_ms: u64,
+}
+
+impl EngineConfig {
+    pub fn from_server_config(c: &crate::server::config::ServerConfig) -> EngineConfig {
+        EngineConfig {
+            tick_ms: c.tick_time_ms as u64,
+            min_session_timeout_ms: c.min_session_timeout_ms as i32,
+            max_session_timeout_ms: c.max_session_timeout_ms as i32,
+            ops: OpsConfig { extended_types: c.extended_types_enabled, enforce_quota: c.enforce_quota, reconfig_enabled: c.reconfig_enabled },
+            super_digest: c.super_digest.clone(),
+            digest_auth_enabled: c.digest_auth_enabled,
+            skip_acl: c.skip_acl,
+            server_id: 1,
+            container_check_interval_ms: c.container_check_interval_ms,
+            container_max_per_minute: c.container_max_per_minute,
+            container_max_never_used_interval_ms: c.container_max_never_used_interval_ms,
+        }
+    }
+}
+
+pub struct Conn {
+    pub id: ConnId,
+    pub remote: SocketAddr,
+    pub session: Option<SessionId>,
+    /// Auth ids, `ip:<remote>` always last (whoAmI order as Apache prints it).
+    pub auth: Vec<Id>,
+    pub stats: ConnStats,
+}
+
+pub struct Engine {
+    pub cfg: EngineConfig,
+    pub tree: DataTree,
+    pub sessions: Sessions,
+    pub watches: Watches,
+    pub conns: BTreeMap<ConnId, Conn>,
+    pub session_conn: HashMap<SessionId, ConnId>,
+    pub stats: ServerStats,
+    last_reap_ms: u64,
+}
+
+/// Monotonic time (ms) and wall-clock time (ms since the epoch), passed in by the shell.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub mono_ms: u64,
+    pub wall_ms: i64,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, now: Now) -> Engine {
+        let mut tree = DataTree::new();
+        tree.extended_types = cfg.ops.extended_types;
+        Engine {
+            sessions: Sessions::new(cfg.server_id, cfg.tick_ms, now.mono_ms),
+            cfg,
+            tree,
+            watches: Watches::default(),
+            conns: BTreeMap::new(),
+            session_conn: HashMap::new(),
+            stats: ServerStats::default(),
+            last_reap_ms: now.mono_ms,
+        }
+    }
+
+    pub fn last_zxid(&self) -> Zxid {
+        Zxid(self.tree.last_processed_zxid)
+    }
+
+    /// A new TCP connection (before its ConnectRequest).
+    pub fn open(&mut self, conn: ConnId, remote: SocketAddr, _now: Now) {
+        let auth = vec![Id { scheme: "ip".into(), id: remote.ip().to_string() }];
+        self.conns.insert(conn, Conn { id: conn, remote, session: None, auth, stats: ConnStats::default() });
+    }
+
+    /// The connection went away (EOF, error, or we closed it). Its watches die with it; its
+    /// session lives on until it expires or the client reconnects.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session {
+                if self.session_conn.get(&s) == Some(&conn) {
+                    self.session_conn.remove(&s);
+                }
+            }
+        }
+        self.watches.remove_watcher(conn);
+    }
+
+    fn send(&mut self, out: &mut Vec<Output>, conn: ConnId, frame: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.sent += 1;
+        }
+        self.stats.packets_sent += 1;
+        out.push(Output::Send(conn, frame));
+    }
+
+    /// Applies a txn and delivers the watch events it fires, before anything else is sent.
+    fn commit(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<Output>) -> TxnResult {
+        let mut triggers: Vec<Trigger> = Vec::new();
+        let r = self.tree.apply(hdr, txn, &mut triggers);
+        let mut notes: Vec<Notification> = Vec::new();
+        for t in &triggers {
+            self.watches.trigger(t, &mut notes);
+        }
+        for n in notes {
+            let f = notification(hdr.zxid, n.kind, &n.path);
+            self.send(out, n.watcher, f);
+        }
+        self.stats.commits += 1;
+        r
+    }
+
+    fn next_header(&self, session: SessionId, cxid: i32, txn: &Txn, now: Now) -> TxnHeader {
+        TxnHeader { client_id: session.0, cxid, zxid: self.tree.last_processed_zxid + 1, time: now.wall_ms, txn_type: txn.type_code() }
+    }
+
+    /// The first frame of a connection: a ConnectRequest.
+    pub fn connect(&mut self, conn: ConnId, body: &[u8], now: Now) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.stats.packets_received += 1;
+        let Ok(req) = ConnectRequest::from_bytes(body) else {
+            tracing::warn!(conn, "malformed ConnectRequest; closing connection");
+            out.push(Output::Close(conn));
+            return out;
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.received += 1;
+        }
+        if req.last_zxid_seen > self.tree.last_processed_zxid {
+            tracing::info!(
+                "Refusing session request for client as it has seen zxid {} our last zxid is {} client must try another server",
+                Zxid(req.last_zxid_seen),
+                self.last_zxid()
+            );
+            out.push(Output::Close(conn));
+            return out;
+        }
+        let timeout = req.time_out.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        let ro = req.read_only.map(|_| false);
+        if req.session_id == 0 {
+            let sid = self.sessions.next_id();
+            let txn = Txn::CreateSession { timeout };
+            let mut hdr = self.next_header(sid, 0, &txn, now);
+            hdr.cxid = 0;
+            self.commit(&hdr, &txn, &mut out);
+            let s = self.sessions.add(sid, timeout, now.mono_ms).clone();
+            tracing::info!(session = %sid, timeout, "Established session {} with negotiated timeout {} for client {:?}", sid, timeout,
+                self.conns.get(&conn).map(|c| c.remote));
+            self.attach(conn, sid, now);
+            let resp = ConnectResponse { protocol_version: 0, time_out: timeout, session_id: sid.0, passwd: s.passwd.to_vec(), read_only: ro };
+            self.send_connect_response(&mut out, conn, &resp);
+            return out;
+        }
+        let sid = SessionId(req.session_id);
+        let valid = match self.sessions.get(sid) {
+            Some(s) => !s.closing && req.passwd.as_deref() == Some(&s.passwd[..]),
+            None => false,
+        };
+        if !valid {
+            tracing::info!(session = %sid, "Invalid session {} for client, probably expired", sid);
+            let resp = ConnectResponse { protocol_version: 0, time_out: 0, session_id: 0, passwd: vec![0; 16], read_only: ro };
+            self.send_connect_response(&mut out, conn, &resp);
+            out.push(Output::Close(conn));
+            return out;
+        }
+        // A good reconnect takes the session over from any older connection.
+        if let Some(&old) = self.session_conn.get(&sid) {
+            if old != conn {
+                self.disconnect(old);
+                out.push(Output::Close(old));
+            }
+        }
+        self.sessions.set_timeout(sid, timeout, now.mono_ms);
+        self.attach(conn, sid, now);
+        let passwd = self.sessions.get(sid).unwrap().passwd.to_vec();
+        let resp = ConnectResponse { protocol_version: 0, time_out: timeout, session_id: sid.0, passwd, read_only: ro };
+        self.send_connect_response(&mut out, conn, &resp);
+        out
+    }
+
+    fn attach(&mut self, conn: ConnId, sid: SessionId, now: Now) {
+        self.session_conn.insert(sid, conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(sid);
+            c.stats.established_wall_ms = now.wall_ms;
+            c.stats.last_response_ms = now.mono_ms;
+        }
+    }
+
+    fn send_connect_response(&mut self, out: &mut Vec<Output>, conn: ConnId, resp: &ConnectResponse) {
+        let mut w = crate::jute::Writer::new();
+        let at = w.begin_frame();
+        resp.write(&mut w);
+        w.finish_frame(at);
+        self.send(out, conn, w.buf);
+    }
+
+    /// One request frame (RequestHeader + body) from an established connection.
+    pub fn request(&mut self, conn: ConnId, frame: &[u8], now: Now) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.stats.packets_received += 1;
+        let mut r = Reader::new(frame);
+        let Ok(h) = RequestHeader::read(&mut r) else {
+            tracing::warn!(conn, "malformed request header; closing connection");
+            out.push(Output::Close(conn));
+            return out;
+        };
+        let body = r.rest();
+        let Some(c) = self.conns.get_mut(&conn) else { return out };
+        c.stats.received += 1;
+        let Some(sid) = c.session else {
+            out.push(Output::Close(conn));
+            return out;
+        };
+        if !self.sessions.touch(sid, now.mono_ms) {
+            // The session expired or is closing while this connection was still open.
+            out.push(Output::Close(conn));
+            return out;
+        }
+        let op = match OpCode::from_i32(h.op) {
+            Some(op) if !matches!(op, OpCode::Notification | OpCode::CreateSession | OpCode::Error) => op,
+            _ => {
+                tracing::warn!(session = %sid, "unknown opcode {} from client; closing connection", h.op);
+                self.send(&mut out, conn, header_frame(h.xid, -1, ErrorCode::Unimplemented.code()));
+                out.push(Output::Close(conn));
+                return out;
+            }
+        };
+        let zxid_before = self.tree.last_processed_zxid;
+        match op {
+            OpCode::Ping => {
+                let f = header_frame(h.xid, zxid_before, 0);
+                self.send(&mut out, conn, f);
+            }
+            OpCode::Auth => self.auth(conn, body, &mut out),
+            OpCode::Sasl => {
+                // No SASL server configured: Apache answers OK with a null token.
+                let f = record_frame(h.xid, 0, &SaslToken { token: None });
+                self.send(&mut out, conn, f);
+            }
+            OpCode::SetWatches | OpCode::SetWatches2 => self.set_watches(conn, sid, h.xid, op, body, &mut out),
+            OpCode::CloseSession => {
+                let txn = Txn::CloseSession { paths: self.tree.ephemerals_of(sid) };
+                let hdr = self.next_header(sid, h.xid, &txn, now);
+                self.sessions.set_closing(sid);
+                self.commit(&hdr, &txn, &mut out);
+                self.sessions.remove(sid);
+                self.session_conn.remove(&sid);
+                tracing::info!(session = %sid, "Closed session {}", sid);
+                let f = header_frame(h.xid, hdr.zxid, 0);
+                self.send(&mut out, conn, f);
+                out.push(Output::Close(conn));
+            }
+            op if op.is_write() || op == OpCode::DeleteContainer => self.write(conn, sid, h.xid, op, body, now, &mut out),
+            _ => self.read(conn, sid, h.xid, op, body, &mut out),
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.record(op, h.xid, self.tree.last_processed_zxid, now.mono_ms);
+        }
+        out
+    }
+
+    fn auth(&mut self, conn: ConnId, body: &[u8], out: &mut Vec<Output>) {
+        let pkt: Result<AuthPacket, _> = decode(body);
+        let ok = match pkt {
+            Ok(p) if p.scheme == "digest" && self.cfg.digest_auth_enabled => {
+                let raw = String::from_utf8_lossy(p.auth.as_deref().unwrap_or(&[])).into_owned();
+                let digest = generate_digest(&raw);
+                let mut ids = Vec::new();
+                if self.cfg.super_digest.as_deref() == Some(digest.as_str()) {
+                    ids.push(Id { scheme: "super".into(), id: "".into() });
+                }
+                ids.push(Id { scheme: "digest".into(), id: digest });
+                Some(ids)
+            }
+            Ok(p) if p.scheme == "ip" => self.conns.get(&conn).map(|c| vec![Id { scheme: "ip".into(), id: c.remote.ip().to_string() }]),
+            _ => None,
+        };
+        match ok {
+            Some(ids) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for id in ids {
+                        if !c.auth.contains(&id) {
+                            // Keep the automatic ip id last.
+                            let pos = c.auth.len().saturating_sub(1);
+                            c.auth.insert(pos, id);
+                        }
+                    }
+                }
+                self.send(out, conn, header_frame(-4, 0, 0));
+            }
+            None => {
+                self.stats.auth_failed += 1;
+                tracing::warn!(conn, "authentication failed; closing connection");
+                self.send(out, conn, header_frame(-4, 0, ErrorCode::AuthFailed.code()));
+                out.push(Output::Close(conn));
+            }
+        }
+    }
+
+    fn set_watches(&mut self, conn: ConnId, sid: SessionId, xid: i32, op: OpCode, body: &[u8], out: &mut Vec<Output>) {
+        let req: Result<SetWatches2, ErrorCode> = if op == OpCode::SetWatches {
+            decode::<SetWatches>(body).map(|s| SetWatches2 {
+                relative_zxid: s.relative_zxid,
+                data_watches: s.data_watches,
+                exist_watches: s.exist_watches,
+                child_watches: s.child_watches,
+                ..Default::default()
+            })
+        } else {
+            decode(body)
+        };
+        let last = self.tree.last_processed_zxid;
+        let Ok(req) = req else {
+            self.send(out, conn, header_frame(xid, last, ErrorCode::MarshallingError.code()));
+            return;
+        };
+        let auth = &self.conns[&conn].auth;
+        let mut ctx = ReadCtx {
+            tree: &self.tree,
+            watches: &mut self.watches,
+            watcher: conn,
+            auth: AuthContext { ids: auth, skip_acl: self.cfg.skip_acl },
+            session: sid,
+            last_zxid: last,
+        };
+        let events = ops::set_watches::apply(&mut ctx, &req);
+        for (kind, path) in events {
+            let f = notification(-1, kind, &path);
+            self.send(out, conn, f);
+        }
+        self.send(out, conn, header_frame(xid, last, 0));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(&mut self, conn: ConnId, sid: SessionId, xid: i32, op: OpCode, body: &[u8], now: Now, out: &mut Vec<Output>) {
+        let zxid = self.tree.last_processed_zxid + 1;
+        let prepared = {
+            let auth = &self.conns[&conn].auth;
+            let mut ctx = WriteCtx {
+                view: PendingView::new(&self.tree),
+                auth: AuthContext { ids: auth, skip_acl: self.cfg.skip_acl },
+                session: sid,
+                cfg: &self.cfg.ops,
+                zxid,
+                time: now.wall_ms,
+            };
+            prep_write(&mut ctx, op, body)
+        };
+        let txn = match prepared {
+            Ok(t) => t,
+            Err(e) => Txn::Error { err: e.code() },
+        };
+        let hdr = self.next_header(sid, xid, &txn, now);
+        let r = self.commit(&hdr, &txn, out);
+        let f = if r.err != 0 {
+            header_frame(xid, hdr.zxid, r.err)
+        } else {
+            frame(xid, hdr.zxid, 0, Some(&|w: &mut crate::jute::Writer| write_body(&r, w)))
+        };
+        self.send(out, conn, f);
+    }
+
+    fn read(&mut self, conn: ConnId, sid: SessionId, xid: i32, op: OpCode, body: &[u8], out: &mut Vec<Output>) {
+        let last = self.tree.last_processed_zxid;
+        let auth_ids = self.conns[&conn].auth.clone();
+        let mut ctx = ReadCtx {
+            tree: &self.tree,
+            watches: &mut self.watches,
+            watcher: conn,
+            auth: AuthContext { ids: &auth_ids, skip_acl: self.cfg.skip_acl },
+            session: sid,
+            last_zxid: last,
+        };
+        let res = read_op(&mut ctx, op, body, &auth_ids);
+        let f = match res {
+            Ok(b) => raw_frame(xid, last, &b),
+            Err(e) => header_frame(xid, last, e.code()),
+        };
+        self.send(out, conn, f);
+    }
+
+    /// Expires sessions whose bucket has passed and reaps empty containers and expired TTL nodes.
+    pub fn tick(&mut self, now: Now) -> Vec<Output> {
+        let mut out = Vec::new();
+        for sid in self.sessions.expired(now.mono_ms) {
+            let timeout = self.sessions.get(sid).map_or(0, |s| s.timeout_ms);
+            tracing::info!(session = %sid, "Expiring session {}, timeout of {}ms exceeded", sid, timeout);
+            self.close_session(sid, now, &mut out);
+            self.stats.expired_sessions += 1;
+        }
+        if now.mono_ms >= self.last_reap_ms + self.cfg.container_check_interval_ms {
+            self.last_reap_ms = now.mono_ms;
+            self.reap_containers(now, &mut out);
+        }
+        out
+    }
+
+    fn close_session(&mut self, sid: SessionId, now: Now, out: &mut Vec<Output>) {
+        self.sessions.set_closing(sid);
+        let txn = Txn::CloseSession { paths: self.tree.ephemerals_of(sid) };
+        let mut hdr = self.next_header(sid, 0, &txn, now);
+        hdr.cxid = 0;
+        self.commit(&hdr, &txn, out);
+        self.sessions.remove(sid);
+        if let Some(conn) = self.session_conn.remove(&sid) {
+            self.disconnect(conn);
+            out.push(Output::Close(conn));
+        }
+    }
+
+    /// Apache's ContainerManager: containers that had children and are now empty (or were never
+    /// used for maxNeverUsedIntervalMs), and TTL nodes with no children idle for longer than
+    /// their TTL. At most maxPerMinute deletes per run.
+    fn reap_containers(&mut self, now: Now, out: &mut Vec<Output>) {
+        let mut candidates = Vec::new();
+        for &id in &self.tree.containers {
+            let n = self.tree.node(id);
+            if n.num_children() > 0 {
+                continue;
+            }
+            let never_used = self.cfg.container_max_never_used_interval_ms;
+            if n.stat.cversion > 0 || (never_used > 0 && now.wall_ms - n.stat.mtime > never_used as i64) {
+                candidates.push(self.tree.path_of(id));
+            }
+        }
+        for &id in &self.tree.ttls {
+            let n = self.tree.node(id);
+            if let NodeKind::Ttl(ttl) = n.stat.kind(true) {
+                if n.num_children() == 0 && now.wall_ms - n.stat.mtime > ttl {
+                    candidates.push(self.tree.path_of(id));
+                }
+            }
+        }
+        candidates.truncate(self.cfg.container_max_per_minute as usize);
+        for path in candidates {
+            let zxid = self.tree.last_processed_zxid + 1;
+            let prepared = {
+                let mut ctx = WriteCtx {
+                    view: PendingView::new(&self.tree),
+                    auth: AuthContext { ids: &[], skip_acl: true },
+                    session: SessionId(0),
+                    cfg: &self.cfg.ops,
+                    zxid,
+                    time: now.wall_ms,
+                };
+                ops::delete::prep_container(&mut ctx, path.clone())
+            };
+            let txn = prepared.unwrap_or_else(|e| Txn::Error { err: e.code() });
+            let hdr = self.next_header(SessionId(0), 0, &txn, now);
+            tracing::info!(zxid = %Zxid(hdr.zxid), "deleting container/TTL node {}", path);
+            self.commit(&hdr, &txn, out);
+        }
+    }
+}
+
+/// Parses a write request and runs its checks.
+fn prep_write(ctx: &mut WriteCtx<'_>, op: OpCode, body: &[u8]) -> Result<Txn, ErrorCode> {
+    use ops::*;
+    match op {
+        OpCode::Create => create::prep(ctx, CreateKind::Create, decode::<CreateRequest>(body)?.into()),
+        OpCode::Create2 => create::prep(ctx, CreateKind::Create2, decode::<CreateRequest>(body)?.into()),
+        OpCode::CreateContainer => create::prep(ctx, CreateKind::Container, decode::<CreateRequest>(body)?.into()),
+        OpCode::CreateTtl => create::prep(ctx, CreateKind::Ttl, decode::<CreateTtlRequest>(body)?.into()),
+        OpCode::Delete => delete::prep(ctx, decode(body)?),
+        OpCode::DeleteContainer => delete::prep_container(ctx, String::from_utf8_lossy(body).into_owned()),
+        OpCode::SetData => set_data::prep(ctx, decode(body)?),
+        OpCode::SetAcl => set_acl::prep(ctx, decode(body)?),
+        OpCode::Check => check::prep(ctx, decode(body)?),
+        OpCode::Multi => multi::prep(ctx, body),
+        OpCode::Reconfig => reconfig::prep(ctx, decode(body)?),
+        _ => Err(ErrorCode::Unimplemented),
+    }
+}
+
+/// Runs a read and encodes its response record.
+fn read_op(ctx: &mut ReadCtx<'_>, op: OpCode, body: &[u8], auth: &[Id]) -> Result<Vec<u8>, ErrorCode> {
+    use ops::*;
+    Ok(match op {
+        OpCode::Exists => exists::read(ctx, &decode(body)?)?.to_bytes(),
+        OpCode::GetData => get_data::read(ctx, &decode(body)?)?.to_bytes(),
+        OpCode::GetAcl => get_acl::read(ctx, &decode(body)?)?.to_bytes(),
+        OpCode::GetChildren => GetChildrenResponse { children: get_children::read(ctx, &decode(body)?)?.0 }.to_bytes(),
+        OpCode::GetChildren2 => {
+            let (children, stat) = get_children::read(ctx, &decode(body)?)?;
+            GetChildren2Response { children, stat }.to_bytes()
+        }
+        OpCode::Sync => sync::read(decode(body)?).to_bytes(),
+        OpCode::GetAllChildrenNumber => get_all_children_number::read(ctx, &decode(body)?)?.to_bytes(),
+        OpCode::GetEphemerals => get_ephemerals::read(ctx, &decode(body)?).to_bytes(),
+        OpCode::WhoAmI => who_am_i::read(auth).to_bytes(),
+        OpCode::AddWatch => {
+            add_watch::apply(ctx, &decode(body)?)?;
+            ErrorResponse { err: 0 }.to_bytes()
+        }
+        OpCode::CheckWatches => {
+            remove_watches::check(ctx, &decode(body)?)?;
+            Vec::new()
+        }
+        OpCode::RemoveWatches => {
+            remove_watches::remove(ctx, &decode(body)?)?;
+            Vec::new()
+        }
+        OpCode::MultiRead => multi_read::read(ctx, body)?,
+        _ => return Err(ErrorCode::Unimplemented),
+    })
+}

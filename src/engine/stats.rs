@@ -1,0 +1,55 @@
+//! Counters for the four-letter words and metrics.
+
+use crate::jute::opcode::OpCode;
+
+#[derive(Clone, Debug, Default)]
+pub struct ConnStats {
+    pub received: u64,
+    pub sent: u64,
+    pub last_op: Option<&'static str>,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: u64,
+    pub established_wall_ms: i64,
+    pub min_latency: u64,
+    pub max_latency: u64,
+    pub total_latency: u64,
+    pub count: u64,
+}
+
+impl ConnStats {
+    pub fn record(&mut self, op: OpCode, cxid: i32, zxid: i64, now_ms: u64) {
+        self.last_op = Some(op.short_name());
+        if cxid >= 0 {
+            self.last_cxid = cxid;
+        }
+        self.last_zxid = zxid;
+        self.last_response_ms = now_ms;
+        // Requests are answered as they are handled: latency inside the engine is zero.
+        self.count += 1;
+    }
+
+    pub fn reset(&mut self) {
+        let est = self.established_wall_ms;
+        *self = ConnStats { established_wall_ms: est, ..Default::default() };
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ServerStats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub commits: u64,
+    pub auth_failed: u64,
+    pub expired_sessions: u64,
+    pub min_latency: u64,
+    pub max_latency: u64,
+    pub total_latency: u64,
+    pub latency_count: u64,
+}
+
+impl ServerStats {
+    pub fn reset(&mut self) {
+        *self = ServerStats::default();
+    }
+}
