@@ -1,1 +1,171 @@
+//! The tokio shell: the only part of rzk that touches sockets and clocks. It frames bytes, hands
+//! them to the engine under one lock, and writes the engine's outputs in order.
+
 pub mod config;
+pub mod connection;
+
+
+use crate::engine::{ConnId, Engine, EngineConfig, Now, Output};
+use config::ServerConfig;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What a connection's writer task receives.
+pub enum Outbound {
+    Frame(Vec<u8>),
+    Close,
+}
+
+/// The engine and the connections' outboxes under one lock, so that outputs are queued in the
+/// order the engine produced them (a notification never overtakes an earlier reply, nor a later
+/// reply an earlier notification).
+pub struct State {
+    pub engine: Engine,
+    outboxes: HashMap<ConnId, UnboundedSender<Outbound>>,
+    per_ip: HashMap<IpAddr, u32>,
+    /// The trace mask shown by gtmk/stmk.
+    pub trace_mask: i64,
+}
+
+impl State {
+    pub fn dispatch(&mut self, outputs: Vec<Output>) {
+        for o in outputs {
+            match o {
+                Output::Send(c, f) => {
+                    if let Some(tx) = self.outboxes.get(&c) {
+                        let _ = tx.send(Outbound::Frame(f));
+                    }
+                }
+                Output::Close(c) => {
+                    if let Some(tx) = self.outboxes.get(&c) {
+                        let _ = tx.send(Outbound::Close);
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub struct Shared {
+    pub state: Mutex<State>,
+    pub config: ServerConfig,
+    clock_start: Instant,
+    start_wall_ms: i64,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub fn now(&self) -> Now {
+        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        // Monotonic, but anchored at the start-up wall time so session ids differ across restarts.
+        let mono_ms = self.start_wall_ms as u64 + self.clock_start.elapsed().as_millis() as u64;
+        Now { mono_ms, wall_ms }
+    }
+
+    pub fn start_wall_ms(&self) -> i64 {
+        self.start_wall_ms
+    }
+
+    fn register(&self, ip: IpAddr, tx: UnboundedSender<Outbound>) -> Option<ConnId> {
+        let mut st = self.state.lock();
+        let n = st.per_ip.entry(ip).or_insert(0);
+        let max = self.config.max_client_cnxns;
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        st.outboxes.insert(id, tx);
+        Some(id)
+    }
+
+    fn unregister(&self, conn: ConnId, ip: IpAddr) {
+        let mut st = self.state.lock();
+        st.outboxes.remove(&conn);
+        st.engine.disconnect(conn);
+        if let Some(n) = st.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                st.per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+pub struct Server {
+    pub shared: Arc<Shared>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Binds the client port. Fails with a clear message if the port is taken.
+    pub async fn bind(config: ServerConfig) -> std::io::Result<Server> {
+        let addr = config.client_listen_addr().ok_or_else(|| std::io::Error::other("clientPort is not set"))?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let start_wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let clock_start = Instant::now();
+        let now = Now { mono_ms: start_wall_ms as u64, wall_ms: start_wall_ms };
+        let engine = Engine::new(EngineConfig::from_server_config(&config), now);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { engine, outboxes: HashMap::new(), per_ip: HashMap::new(), trace_mask: 306 }),
+            config,
+            clock_start,
+            start_wall_ms,
+            next_conn: AtomicU64::new(1),
+        });
+        tracing::info!("binding to port {}", listener.local_addr()?);
+        Ok(Server { shared, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let shared = self.shared.clone();
+        let ticker = tokio::spawn(tick_loop(shared.clone()));
+        let accept = async {
+            loop {
+                match self.listener.accept().await {
+                    Ok((sock, peer)) => {
+                        let _ = sock.set_nodelay(true);
+                        let shared = shared.clone();
+                        tokio::spawn(async move { connection::serve(shared, sock, peer).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = accept => {}
+            _ = shutdown => { tracing::info!("shutting down"); }
+        }
+        ticker.abort();
+    }
+}
+
+/// Session expiry and the container reaper run on the engine's clock, checked often enough that
+/// a bucket is handled within a small fraction of a tick.
+async fn tick_loop(shared: Arc<Shared>) {
+    let every = (shared.config.tick_time_ms as u64 / 10).clamp(5, 100);
+    let mut iv = tokio::time::interval(std::time::Duration::from_millis(every));
+    loop {
+        iv.tick().await;
+        let now = shared.now();
+        let mut st = shared.state.lock();
+        let out = st.engine.tick(now);
+        st.dispatch(out);
+    }
+}
