@@ -553,3 +553,6 @@ fn read_op(ctx: &mut ReadCtx<'_>, op: OpCode, body: &[u8], auth: &[Id]) -> Resul
         _ => return Err(ErrorCode::Unimplemented),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -51,7 +51,7 @@ impl NodeStat {
             NodeKind::Persistent
         } else if o == CONTAINER_EPHEMERAL_OWNER {
             NodeKind::Container
-        } else if extended_types && (o & TTL_MASK) == TTL_MASK && (o >> 40) & 0xFFFF == 0xFF00 {
+        } else if extended_types && (o & TTL_MASK) == TTL_MASK && (o >> 40) & 0xFFFF == 0 {
             NodeKind::Ttl(o & 0x0000_00FF_FFFF_FFFF)
         } else {
             NodeKind::Ephemeral(SessionId(o))

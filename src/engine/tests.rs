@@ -1,0 +1,346 @@
+//! Engine behaviour with no socket and no clock: requests in, frames out, time passed in.
+
+use super::*;
+use crate::jute::{Jute, Reader, Writer};
+use crate::server::config::ServerConfig;
+use crate::tree::acl::open_acl_unsafe;
+
+fn engine_with(extra: &str) -> Engine {
+    let text = format!("tickTime=2000\ndataDir=/tmp/rzk-engine-test\nclientPort=2181\nextendedTypesEnabled=true\n{extra}");
+    let cfg = ServerConfig::parse(&text, "zoo.cfg").unwrap();
+    Engine::new(EngineConfig::from_server_config(&cfg), at(0))
+}
+
+fn at(ms: u64) -> Now {
+    Now { mono_ms: 1_000_000 + ms, wall_ms: 1_700_000_000_000 + ms as i64 }
+}
+
+/// A reply or notification as received.
+#[derive(Debug)]
+struct Frame {
+    xid: i32,
+    zxid: i64,
+    err: i32,
+    body: Vec<u8>,
+}
+
+fn frames_for(out: &[Output], conn: ConnId) -> Vec<Frame> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(c, f) if *c == conn => {
+                let mut r = Reader::new(&f[4..]);
+                let h = ReplyHeader::read(&mut r).unwrap();
+                Some(Frame { xid: h.xid, zxid: h.zxid, err: h.err, body: r.rest().to_vec() })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+struct Client {
+    conn: ConnId,
+    xid: i32,
+    session: i64,
+    passwd: Vec<u8>,
+}
+
+fn connect(e: &mut Engine, conn: ConnId, t: u64) -> Client {
+    e.open(conn, "127.0.0.1:5000".parse().unwrap(), at(t));
+    let req = ConnectRequest { time_out: 4000, passwd: Some(vec![0; 16]), read_only: Some(false), ..Default::default() };
+    let out = e.connect(conn, &req.to_bytes(), at(t));
+    let Output::Send(_, f) = &out[0] else { panic!("no connect response") };
+    let resp = ConnectResponse::from_bytes(&f[4..]).unwrap();
+    assert_eq!(resp.time_out, 4000);
+    Client { conn, xid: 0, session: resp.session_id, passwd: resp.passwd }
+}
+
+impl Client {
+    fn send(&mut self, e: &mut Engine, op: i32, body: &[u8], t: u64) -> Vec<Output> {
+        self.xid += 1;
+        let mut w = Writer::new();
+        RequestHeader { xid: self.xid, op }.write(&mut w);
+        w.buf.extend_from_slice(body);
+        e.request(self.conn, &w.buf, at(t))
+    }
+    /// Sends a request and returns this client's reply to it.
+    fn call(&mut self, e: &mut Engine, op: i32, body: &[u8]) -> Frame {
+        let out = self.send(e, op, body, 0);
+        let xid = self.xid;
+        frames_for(&out, self.conn).into_iter().find(|f| f.xid == xid).expect("reply")
+    }
+    fn create(&mut self, e: &mut Engine, path: &str, data: &[u8], flags: i32) -> Frame {
+        let req = CreateRequest { path: path.into(), data: Some(data.to_vec()), acl: open_acl_unsafe(), flags };
+        self.call(e, 1, &req.to_bytes())
+    }
+    fn get_data(&mut self, e: &mut Engine, path: &str, watch: bool) -> Frame {
+        self.call(e, 4, &PathWatchRequest { path: path.into(), watch }.to_bytes())
+    }
+}
+
+fn stat_of(f: &Frame) -> Stat {
+    GetDataResponse::from_bytes(&f.body).unwrap().stat
+}
+
+#[test]
+fn sequential_names_come_from_the_stored_cversion() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    c.create(&mut e, "/x", b"", 0);
+    let a = c.create(&mut e, "/x/s-", b"", 2);
+    c.create(&mut e, "/x/t", b"", 0);
+    let b = c.create(&mut e, "/x/s-", b"", 2);
+    assert_eq!(CreateResponse::from_bytes(&a.body).unwrap().path, "/x/s-0000000000");
+    assert_eq!(CreateResponse::from_bytes(&b.body).unwrap().path, "/x/s-0000000002");
+    c.call(&mut e, 2, &PathVersionRequest { path: "/x/t".into(), version: -1 }.to_bytes());
+    let d = c.create(&mut e, "/x/s-", b"", 2);
+    assert_eq!(CreateResponse::from_bytes(&d.body).unwrap().path, "/x/s-0000000003");
+}
+
+#[test]
+fn failed_writes_consume_a_zxid() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    let ok = c.create(&mut e, "/a", b"1", 0);
+    let dup = c.create(&mut e, "/a", b"1", 0);
+    assert_eq!(dup.err, ErrorCode::NodeExists.code());
+    assert_eq!(dup.zxid, ok.zxid + 1);
+    let next = c.create(&mut e, "/b", b"", 0);
+    assert_eq!(next.zxid, ok.zxid + 2);
+    // Reads do not.
+    let r = c.get_data(&mut e, "/a", false);
+    assert_eq!(r.zxid, next.zxid);
+}
+
+#[test]
+fn visible_cversion_counts_creates_and_deletes() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    c.create(&mut e, "/p", b"", 0);
+    c.create(&mut e, "/p/a", b"", 0);
+    c.create(&mut e, "/p/b", b"", 0);
+    c.call(&mut e, 2, &PathVersionRequest { path: "/p/a".into(), version: -1 }.to_bytes());
+    let s = stat_of(&c.get_data(&mut e, "/p", false));
+    assert_eq!((s.cversion, s.num_children), (3, 1));
+    let root = stat_of(&c.get_data(&mut e, "/", false));
+    assert_eq!(root.cversion, 0);
+}
+
+#[test]
+fn failed_multi_reports_per_op_results_and_applies_nothing() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    c.create(&mut e, "/m", b"", 0);
+    let mut w = Writer::new();
+    MultiHeader { op: 1, done: false, err: -1 }.write(&mut w);
+    CreateRequest { path: "/m/1".into(), data: None, acl: open_acl_unsafe(), flags: 0 }.write(&mut w);
+    MultiHeader { op: 13, done: false, err: -1 }.write(&mut w);
+    PathVersionRequest { path: "/m".into(), version: 7 }.write(&mut w);
+    MultiHeader { op: 5, done: false, err: -1 }.write(&mut w);
+    SetDataRequest { path: "/m".into(), data: None, version: -1 }.write(&mut w);
+    MultiHeader { op: -1, done: true, err: -1 }.write(&mut w);
+    let f = c.call(&mut e, 14, &w.buf);
+    assert_eq!(f.err, 0);
+    let hex: Vec<u8> = [
+        &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0][..],
+        &[0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0x99, 0xff, 0xff, 0xff, 0x99],
+        &[0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xfe],
+        &[0xff, 0xff, 0xff, 0xff, 1, 0xff, 0xff, 0xff, 0xff],
+    ]
+    .concat();
+    assert_eq!(f.body, hex, "reference §1.7 bytes");
+    assert_eq!(c.get_data(&mut e, "/m/1", false).err, ErrorCode::NoNode.code());
+}
+
+#[test]
+fn exists_watches_a_missing_node_but_get_data_does_not() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    let mut other = connect(&mut e, 2, 0);
+    assert_eq!(c.call(&mut e, 3, &PathWatchRequest { path: "/w".into(), watch: true }.to_bytes()).err, -101);
+    assert_eq!(c.get_data(&mut e, "/v", true).err, -101);
+    let out = other.send(&mut e, 1, &CreateRequest { path: "/w".into(), data: None, acl: open_acl_unsafe(), flags: 0 }.to_bytes(), 0);
+    let got = frames_for(&out, 1);
+    assert_eq!(got.len(), 1);
+    let ev = WatcherEvent::from_bytes(&got[0].body).unwrap();
+    assert_eq!((got[0].xid, ev.event_type, ev.state, ev.path.as_str()), (-1, 1, 3, "/w"));
+    let create_zxid = frames_for(&out, 2)[0].zxid;
+    assert_eq!(got[0].zxid, create_zxid, "3.9: notifications carry the txn zxid");
+    let out = other.send(&mut e, 1, &CreateRequest { path: "/v".into(), data: None, acl: open_acl_unsafe(), flags: 0 }.to_bytes(), 0);
+    assert!(frames_for(&out, 1).is_empty());
+}
+
+#[test]
+fn notification_precedes_the_writers_own_reply() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    c.create(&mut e, "/n", b"a", 0);
+    c.get_data(&mut e, "/n", true);
+    let out = c.send(&mut e, 5, &SetDataRequest { path: "/n".into(), data: Some(b"b".to_vec()), version: -1 }.to_bytes(), 0);
+    let f = frames_for(&out, 1);
+    assert_eq!(f.iter().map(|f| f.xid).collect::<Vec<_>>(), vec![-1, c.xid]);
+}
+
+#[test]
+fn expiry_deletes_ephemerals_and_fires_watches() {
+    let mut e = engine_with("");
+    let mut owner = connect(&mut e, 1, 0);
+    let mut watcher = connect(&mut e, 2, 0);
+    owner.create(&mut e, "/e", b"", 1);
+    watcher.get_data(&mut e, "/e", true);
+    // The watcher keeps its session alive; the owner goes silent.
+    watcher.send(&mut e, 11, &[], 3000);
+    assert!(e.tick(at(5999)).is_empty());
+    let out = e.tick(at(6000));
+    let ev = frames_for(&out, 2);
+    assert_eq!(WatcherEvent::from_bytes(&ev[0].body).unwrap().event_type, 2);
+    assert!(out.contains(&Output::Close(1)));
+    assert_eq!(watcher.get_data(&mut e, "/e", false).err, -101);
+    // Reconnecting to the expired session gets the timeout-0 reply, then close.
+    e.open(3, "127.0.0.1:5001".parse().unwrap(), at(6001));
+    let req = ConnectRequest { session_id: owner.session, passwd: Some(owner.passwd.clone()), time_out: 4000, ..Default::default() };
+    let out = e.connect(3, &req.to_bytes(), at(6001));
+    let Output::Send(_, f) = &out[0] else { panic!() };
+    let resp = ConnectResponse::from_bytes(&f[4..]).unwrap();
+    assert_eq!((resp.time_out, resp.session_id, resp.read_only), (0, 0, None));
+    assert_eq!(out[1], Output::Close(3));
+}
+
+#[test]
+fn reconnect_resumes_the_session_and_closes_the_old_connection() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    c.create(&mut e, "/keep", b"", 1);
+    e.open(2, "127.0.0.1:5001".parse().unwrap(), at(100));
+    let req = ConnectRequest { session_id: c.session, passwd: Some(c.passwd.clone()), time_out: 4000, read_only: Some(false), ..Default::default() };
+    let out = e.connect(2, &req.to_bytes(), at(100));
+    assert!(out.contains(&Output::Close(1)));
+    let Output::Send(_, f) = out.iter().find(|o| matches!(o, Output::Send(2, _))).unwrap() else { panic!() };
+    assert_eq!(ConnectResponse::from_bytes(&f[4..]).unwrap().session_id, c.session);
+    let mut bad = req.clone();
+    bad.passwd = Some(vec![1; 16]);
+    e.open(3, "127.0.0.1:5002".parse().unwrap(), at(100));
+    let out = e.connect(3, &bad.to_bytes(), at(100));
+    assert_eq!(out.last(), Some(&Output::Close(3)));
+    let mut c2 = Client { conn: 2, xid: 10, session: c.session, passwd: c.passwd.clone() };
+    let eph = c2.call(&mut e, 103, &GetEphemeralsRequest { prefix_path: None }.to_bytes());
+    assert_eq!(GetEphemeralsResponse::from_bytes(&eph.body).unwrap().ephemerals, vec!["/keep".to_string()]);
+}
+
+#[test]
+fn close_session_deletes_ephemerals_in_one_txn() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    c.create(&mut e, "/e1", b"", 1);
+    c.create(&mut e, "/e2", b"", 1);
+    let before = e.last_zxid().0;
+    let out = c.send(&mut e, -11, &[], 0);
+    assert_eq!(frames_for(&out, 1)[0].zxid, before + 1);
+    assert_eq!(out.last(), Some(&Output::Close(1)));
+    assert!(e.tree.lookup("/e1").is_none() && e.tree.lookup("/e2").is_none());
+}
+
+#[test]
+fn digest_acls_deny_other_sessions_and_mask_get_acl() {
+    let mut e = engine_with("");
+    let mut bob = connect(&mut e, 1, 0);
+    let mut eve = connect(&mut e, 2, 0);
+    let out = bob.send(&mut e, 100, &AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(b"bob:secret".to_vec()) }.to_bytes(), 0);
+    let f = &frames_for(&out, 1)[0];
+    assert_eq!((f.xid, f.zxid, f.err), (-4, 0, 0));
+    let id = Id { scheme: "digest".into(), id: "bob:fyVmFCwVbTJYrznoSu1koqYEYF0=".into() };
+    let acl = vec![Acl { perms: 31, id: id.clone() }, Acl { perms: 1, id: Id { scheme: "world".into(), id: "anyone".into() } }];
+    let f = bob.call(&mut e, 1, &CreateRequest { path: "/s".into(), data: None, acl, flags: 0 }.to_bytes());
+    assert_eq!(f.err, 0);
+    let w = eve.call(&mut e, 5, &SetDataRequest { path: "/s".into(), data: None, version: -1 }.to_bytes());
+    assert_eq!(w.err, ErrorCode::NoAuth.code());
+    let g = eve.call(&mut e, 6, &PathRequest { path: "/s".into() }.to_bytes());
+    let acl = GetAclResponse::from_bytes(&g.body).unwrap().acl;
+    assert_eq!(acl[0].id.id, "bob:x");
+    let who = bob.call(&mut e, 107, &[]);
+    let info = WhoAmIResponse::from_bytes(&who.body).unwrap().client_info;
+    assert_eq!(info.iter().map(|i| (i.auth_scheme.as_str(), i.user.as_str())).collect::<Vec<_>>(), vec![("digest", "bob"), ("ip", "127.0.0.1")]);
+    let out = bob.send(&mut e, 100, &AuthPacket { auth_type: 0, scheme: "nosuch".into(), auth: Some(vec![]) }.to_bytes(), 0);
+    assert_eq!(frames_for(&out, 1)[0].err, ErrorCode::AuthFailed.code());
+    assert_eq!(out.last(), Some(&Output::Close(1)));
+}
+
+#[test]
+fn unknown_opcode_gets_unimplemented_then_close() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    let out = c.send(&mut e, 55, &[], 0);
+    assert_eq!(frames_for(&out, 1)[0].err, ErrorCode::Unimplemented.code());
+    assert_eq!(out.last(), Some(&Output::Close(1)));
+}
+
+#[test]
+fn hard_quota_is_enforced_only_when_enabled() {
+    for (enforce, expect) in [(true, ErrorCode::QuotaExceeded.code()), (false, 0)] {
+        let mut e = engine_with(&format!("enforceQuota={enforce}"));
+        let mut c = connect(&mut e, 1, 0);
+        c.create(&mut e, "/q", b"", 0);
+        let null = |p: &str| CreateRequest { path: p.into(), data: None, acl: open_acl_unsafe(), flags: 0 }.to_bytes();
+        c.call(&mut e, 1, &null("/zookeeper/quota/q"));
+        c.create(&mut e, "/zookeeper/quota/q/zookeeper_limits", b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2", 0);
+        c.create(&mut e, "/zookeeper/quota/q/zookeeper_stats", b"count=0,bytes=0", 0);
+        let stats = c.get_data(&mut e, "/zookeeper/quota/q/zookeeper_stats", false);
+        assert_eq!(GetDataResponse::from_bytes(&stats.body).unwrap().data.unwrap(), b"count=1,bytes=0");
+        assert_eq!(c.create(&mut e, "/q/a", b"xyz", 0).err, 0);
+        assert_eq!(c.create(&mut e, "/q/b", b"", 0).err, expect);
+        let stats = c.get_data(&mut e, "/zookeeper/quota/q/zookeeper_stats", false);
+        let want: &[u8] = if enforce { b"count=2,bytes=3" } else { b"count=3,bytes=3" };
+        assert_eq!(GetDataResponse::from_bytes(&stats.body).unwrap().data.unwrap(), want);
+    }
+}
+
+#[test]
+fn containers_are_reaped_after_their_last_child_goes() {
+    let mut e = engine_with("znode.container.checkIntervalMs=1000");
+    let mut c = connect(&mut e, 1, 0);
+    let f = c.call(&mut e, 19, &CreateRequest { path: "/c".into(), data: None, acl: open_acl_unsafe(), flags: 4 }.to_bytes());
+    assert_eq!(Create2Response::from_bytes(&f.body).unwrap().stat.ephemeral_owner, 0);
+    c.send(&mut e, 11, &[], 500);
+    e.tick(at(1000));
+    assert!(e.tree.lookup("/c").is_some(), "never-used containers stay");
+    c.create(&mut e, "/c/x", b"", 0);
+    c.call(&mut e, 2, &PathVersionRequest { path: "/c/x".into(), version: -1 }.to_bytes());
+    c.send(&mut e, 11, &[], 1500);
+    e.tick(at(2000));
+    assert!(e.tree.lookup("/c").is_none());
+}
+
+#[test]
+fn ttl_nodes_need_extended_types_and_expire() {
+    let mut e = engine_with("znode.container.checkIntervalMs=1000");
+    let mut c = connect(&mut e, 1, 0);
+    let req = CreateTtlRequest { path: "/t".into(), data: None, acl: open_acl_unsafe(), flags: 5, ttl: 1500 };
+    assert_eq!(c.call(&mut e, 21, &req.to_bytes()).err, 0);
+    assert_eq!(c.create(&mut e, "/t2", b"", 5).err, ErrorCode::BadArguments.code());
+    c.send(&mut e, 11, &[], 900);
+    e.tick(at(1000));
+    assert!(e.tree.lookup("/t").is_some());
+    c.send(&mut e, 11, &[], 1900);
+    e.tick(at(2000));
+    assert!(e.tree.lookup("/t").is_none());
+    let mut plain = engine_with("extendedTypesEnabled=false");
+    let mut c = connect(&mut plain, 1, 0);
+    assert_eq!(c.call(&mut plain, 21, &req.to_bytes()).err, ErrorCode::Unimplemented.code());
+}
+
+#[test]
+fn set_watches_replays_missed_events_before_its_reply() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    c.create(&mut e, "/d", b"", 0);
+    let rel = e.last_zxid().0;
+    c.call(&mut e, 5, &SetDataRequest { path: "/d".into(), data: None, version: -1 }.to_bytes());
+    let sw = SetWatches { relative_zxid: rel, data_watches: vec!["/d".into(), "/gone".into()], exist_watches: vec!["/d".into()], child_watches: vec![] };
+    let mut w = Writer::new();
+    RequestHeader { xid: -8, op: 101 }.write(&mut w);
+    sw.write(&mut w);
+    let out = e.request(1, &w.buf, at(0));
+    let f = frames_for(&out, 1);
+    let kinds: Vec<i32> = f.iter().filter(|f| f.xid == -1).map(|f| WatcherEvent::from_bytes(&f.body).unwrap().event_type).collect();
+    assert_eq!(kinds, vec![3, 2, 1]);
+    assert_eq!(f.last().unwrap().xid, -8);
+}
