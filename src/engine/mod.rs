@@ -231,7 +231,7 @@ impl Engine {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session = Some(sid);
             c.stats.established_wall_ms = now.wall_ms;
-            c.stats.last_response_ms = now.mono_ms;
+            c.stats.record(OpCode::CreateSession, 0, self.tree.last_processed_zxid, now.mono_ms);
         }
     }
 

@@ -1,7 +1,7 @@
 //! One client connection: four-letter words, framing with the jute.maxbuffer limit, and a writer
 //! task that batches queued frames into one write.
 
-use super::{Outbound, Shared};
+use super::{four_letter, Outbound, Shared};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +21,31 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         Ok(Ok(_)) => {}
         _ => return,
     }
-    if &first == b"ruok" {
-        let text = "imok".to_string();
+    if let Some(cmd) = four_letter::command_code(first) {
+        let mut mask = None;
+        if four_letter::extra_bytes(cmd) > 0 && four_letter::check_whitelist(cmd, &shared.config).is_ok() {
+            let mut b = [0u8; 8];
+            if rd.read_exact(&mut b).await.is_err() {
+                return;
+            }
+            mask = Some(i64::from_be_bytes(b));
+        }
+        let now = shared.now();
+        let text = {
+            let mut st = shared.state.lock();
+            let st = &mut *st;
+            let mut ctx = four_letter::Context {
+                engine: &mut st.engine,
+                config: &shared.config,
+                now,
+                start_mono_ms: shared.start_wall_ms() as u64,
+                requester: Some(peer),
+                listen_port: shared.listen_port,
+                trace_mask: &mut st.trace_mask,
+                digest_log: &[],
+            };
+            four_letter::handle(cmd, mask, &mut ctx)
+        };
         let _ = wr.write_all(text.as_bytes()).await;
         let _ = wr.shutdown().await;
         return;

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod four_letter;
 
 
 use crate::engine::{ConnId, Engine, EngineConfig, Now, Output};
@@ -58,6 +59,8 @@ pub struct Shared {
     clock_start: Instant,
     start_wall_ms: i64,
     next_conn: AtomicU64,
+    /// The bound client port (for `conf`).
+    pub listen_port: Option<u16>,
 }
 
 impl Shared {
@@ -120,6 +123,7 @@ impl Server {
             clock_start,
             start_wall_ms,
             next_conn: AtomicU64::new(1),
+            listen_port: Some(listener.local_addr()?.port()),
         });
         tracing::info!("binding to port {}", listener.local_addr()?);
         Ok(Server { shared, listener })
