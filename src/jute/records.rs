@@ -3,7 +3,23 @@
 use super::{Jute, Reader, Result, Writer};
 use crate::jute_record;
 
-jute_record!(Id { scheme: String, id: String });
+/// An ACL id. Clients such as kazoo send an empty id as a null string (the `auth` scheme's id is
+/// ignored anyway), so a null id reads as "".
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Id {
+    pub scheme: String,
+    pub id: String,
+}
+
+impl Jute for Id {
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(Id { scheme: r.read_string()?, id: r.read_ustring()?.unwrap_or_default() })
+    }
+    fn write(&self, w: &mut Writer) {
+        w.write_str(&self.scheme);
+        w.write_str(&self.id);
+    }
+}
 jute_record!(Acl { perms: i32, id: Id });
 jute_record!(ClientInfo { auth_scheme: String, user: String });
 
