@@ -13,5 +13,5 @@ pub fn read(ctx: &mut ReadCtx<'_>, req: &GetDataRequest) -> Result<GetDataRespon
         ctx.watches.data.add(&req.path, ctx.watcher, STANDARD);
     }
     let n = ctx.tree.node(id);
-    Ok(GetDataResponse { data: n.data.as_ref().map(|d| d.to_vec()), stat: ctx.tree.stat(id) })
+    Ok(GetDataResponse { data: n.data().map(|d| d.to_vec()), stat: ctx.tree.stat(id) })
 }

@@ -79,7 +79,7 @@ impl DataTree {
                 let old_len = self.node(id).data_len() as i64;
                 let new_len = data.as_ref().map_or(0, |d| d.len()) as i64;
                 self.modify_node(id, path, |n| {
-                    n.data = data.clone().map(Vec::into_boxed_slice);
+                    n.set_data(data.as_deref());
                     n.stat.mtime = hdr.time;
                     n.stat.mzxid = hdr.zxid;
                     n.stat.version = *version;
@@ -92,10 +92,10 @@ impl DataTree {
                 r.path = path.clone();
                 let id = self.lookup(path).ok_or(ErrorCode::NoNode)?;
                 let new_acl = self.acls.intern(acl);
-                let old_acl = self.node(id).acl;
+                let old_acl = self.node(id).acl();
                 self.acls.release(old_acl);
                 self.modify_node(id, path, |n| {
-                    n.acl = new_acl;
+                    n.set_acl(new_acl);
                     n.stat.aversion = *version;
                 });
                 r.stat = Some(self.stat(id));

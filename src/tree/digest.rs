@@ -19,7 +19,7 @@ pub fn node_digest(path: &str, node: &Node) -> u64 {
     let s = &node.stat;
     let mut h = crc32fast::Hasher::new();
     h.update(path.as_bytes());
-    if let Some(d) = &node.data {
+    if let Some(d) = node.data() {
         h.update(d);
     }
     let mut b = [0u8; 60];

@@ -73,24 +73,64 @@ impl NodeStat {
     }
 }
 
+/// One znode. Its name and data share one allocation (`bytes` = name ‖ data), so a node costs a
+/// single heap block beyond its slot in the slab.
 pub struct Node {
-    name: Box<str>,
-    pub data: Option<Box<[u8]>>,
+    bytes: Box<[u8]>,
+    name_len: u32,
+    /// Null data (jute buffer -1) differs from empty data.
+    has_data: bool,
     parent: NodeId,
-    pub acl: i64,
+    acl: u32,
     pub stat: NodeStat,
     children: Option<Box<HashTable<NodeId>>>,
 }
 
+/// The ACL-cache id -1 (the built-in open ACL) as stored in a node.
+const OPEN_ACL_SLOT: u32 = u32::MAX;
+
 impl Node {
+    fn new(name: &str, data: Option<&[u8]>, parent: NodeId, acl: i64, stat: NodeStat) -> Node {
+        let mut n = Node { bytes: Box::new([]), name_len: 0, has_data: false, parent, acl: 0, stat, children: None };
+        n.set_acl(acl);
+        n.set_name_and_data(name.as_bytes(), data);
+        n
+    }
+    fn set_name_and_data(&mut self, name: &[u8], data: Option<&[u8]>) {
+        let mut v = Vec::with_capacity(name.len() + data.map_or(0, |d| d.len()));
+        v.extend_from_slice(name);
+        if let Some(d) = data {
+            v.extend_from_slice(d);
+        }
+        self.bytes = v.into_boxed_slice();
+        self.name_len = name.len() as u32;
+        self.has_data = data.is_some();
+    }
+    fn name_bytes(&self) -> &[u8] {
+        &self.bytes[..self.name_len as usize]
+    }
     pub fn name(&self) -> &str {
-        &self.name
+        // Names are only ever set from `&str`.
+        std::str::from_utf8(self.name_bytes()).unwrap_or("")
+    }
+    pub fn data(&self) -> Option<&[u8]> {
+        self.has_data.then(|| &self.bytes[self.name_len as usize..])
+    }
+    pub fn set_data(&mut self, data: Option<&[u8]>) {
+        let name = self.name_bytes().to_vec();
+        self.set_name_and_data(&name, data);
+    }
+    pub fn acl(&self) -> i64 {
+        if self.acl == OPEN_ACL_SLOT { OPEN_ACL_ID } else { self.acl as i64 }
+    }
+    pub fn set_acl(&mut self, id: i64) {
+        self.acl = if id == OPEN_ACL_ID { OPEN_ACL_SLOT } else { id as u32 };
     }
     pub fn num_children(&self) -> usize {
         self.children.as_ref().map_or(0, |c| c.len())
     }
     pub fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, |d| d.len())
+        if self.has_data { self.bytes.len() - self.name_len as usize } else { 0 }
     }
 }
 
@@ -141,7 +181,7 @@ impl DataTree {
             extended_types: false,
             last_processed_zxid: 0,
         };
-        t.alloc(Node { name: "".into(), data: Some(Box::new([])), parent: NO_PARENT, acl: OPEN_ACL_ID, stat: NodeStat::default(), children: None });
+        t.alloc(Node::new("", Some(&[]), NO_PARENT, OPEN_ACL_ID, NodeStat::default()));
         let zk = t.add_child(ROOT, "zookeeper", Some(Vec::new()), OPEN_ACL_ID, NodeStat::default());
         t.add_child(zk, "quota", Some(Vec::new()), OPEN_ACL_ID, NodeStat::default());
         let cfg_acl = t.acls.intern(&acl::read_acl_unsafe());
@@ -165,7 +205,7 @@ impl DataTree {
         }
     }
 
-    fn hash_name(&self, name: &str) -> u64 {
+    fn hash_name(&self, name: &[u8]) -> u64 {
         self.hasher.hash_one(name)
     }
 
@@ -198,8 +238,8 @@ impl DataTree {
 
     pub fn child(&self, parent: NodeId, name: &str) -> Option<NodeId> {
         let table = self.nodes[parent as usize].children.as_ref()?;
-        let h = self.hash_name(name);
-        table.find(h, |&c| &*self.nodes[c as usize].name == name).copied()
+        let h = self.hash_name(name.as_bytes());
+        table.find(h, |&c| self.nodes[c as usize].name_bytes() == name.as_bytes()).copied()
     }
 
     /// Finds a node by path. Paths that are not well-formed simply are not found.
@@ -222,7 +262,7 @@ impl DataTree {
         let mut segs = Vec::new();
         let mut cur = id;
         while cur != ROOT {
-            segs.push(&*self.nodes[cur as usize].name);
+            segs.push(self.nodes[cur as usize].name());
             cur = self.nodes[cur as usize].parent;
         }
         let mut s = String::new();
@@ -238,7 +278,7 @@ impl DataTree {
     }
 
     pub fn child_names(&self, id: NodeId) -> Vec<String> {
-        self.children(id).map(|c| self.nodes[c as usize].name.to_string()).collect()
+        self.children(id).map(|c| self.nodes[c as usize].name().to_string()).collect()
     }
 
     /// The Stat a client sees: visible cversion = stored*2 - numChildren, and containers/TTL nodes
@@ -267,7 +307,7 @@ impl DataTree {
     }
 
     pub fn acl(&self, id: NodeId) -> &[Acl] {
-        self.acls.get(self.nodes[id as usize].acl)
+        self.acls.get(self.nodes[id as usize].acl())
     }
 
     pub fn kind(&self, id: NodeId) -> NodeKind {
@@ -276,13 +316,13 @@ impl DataTree {
 
     /// Adds a node under `parent` (no counters touched; callers do that). Returns its id.
     pub(crate) fn add_child(&mut self, parent: NodeId, name: &str, data: Option<Vec<u8>>, acl: i64, stat: NodeStat) -> NodeId {
-        let id = self.alloc(Node { name: name.into(), data: data.map(Vec::into_boxed_slice), parent, acl, stat, children: None });
-        let h = self.hash_name(name);
+        let id = self.alloc(Node::new(name, data.as_deref(), parent, acl, stat));
+        let h = self.hash_name(name.as_bytes());
         let mut table = self.nodes[parent as usize].children.take().unwrap_or_default();
         {
             let nodes = &self.nodes;
             let hasher = &self.hasher;
-            table.insert_unique(h, id, |&c| hasher.hash_one(&*nodes[c as usize].name));
+            table.insert_unique(h, id, |&c| hasher.hash_one(nodes[c as usize].name_bytes()));
         }
         self.nodes[parent as usize].children = Some(table);
         match stat.kind(self.extended_types) {
@@ -304,7 +344,7 @@ impl DataTree {
     pub(crate) fn remove_leaf(&mut self, id: NodeId) {
         debug_assert_eq!(self.nodes[id as usize].num_children(), 0);
         let parent = self.nodes[id as usize].parent;
-        let h = self.hash_name(&self.nodes[id as usize].name);
+        let h = self.hash_name(self.nodes[id as usize].name_bytes());
         if let Some(table) = self.nodes[parent as usize].children.as_mut() {
             if let Ok(e) = table.find_entry(h, |&c| c == id) {
                 e.remove();
@@ -331,11 +371,12 @@ impl DataTree {
             }
             NodeKind::Persistent => {}
         }
-        let acl = self.nodes[id as usize].acl;
+        let acl = self.nodes[id as usize].acl();
         self.acls.release(acl);
         let n = &mut self.nodes[id as usize];
-        n.name = "".into();
-        n.data = None;
+        n.bytes = Box::new([]);
+        n.name_len = 0;
+        n.has_data = false;
         n.parent = NO_PARENT;
         self.free.push(id);
         self.live -= 1;
@@ -377,7 +418,7 @@ impl DataTree {
         while let Some((id, path_len)) = stack.pop() {
             total += path_len + self.nodes[id as usize].data_len();
             for c in self.children(id) {
-                stack.push((c, path_len + 1 + self.nodes[c as usize].name.len()));
+                stack.push((c, path_len + 1 + self.nodes[c as usize].name_len as usize));
             }
         }
         total

@@ -81,7 +81,7 @@ impl Quotas {
 impl DataTree {
     fn data_string(&self, path: &str) -> Option<String> {
         let id = self.lookup(path)?;
-        Some(String::from_utf8_lossy(self.node(id).data.as_deref().unwrap_or(&[])).into_owned())
+        Some(String::from_utf8_lossy(self.node(id).data().unwrap_or(&[])).into_owned())
     }
 
     /// Called after a node is created: registers quota nodes and updates usage.
@@ -129,9 +129,9 @@ impl DataTree {
     }
 
     fn set_quota_stats(&mut self, stat_node: NodeId, count: i64, bytes: i64) {
-        let s = StatsTrack::format_usage(count, bytes).into_bytes().into_boxed_slice();
+        let s = StatsTrack::format_usage(count, bytes);
         // Under /zookeeper/, so outside the digest: a plain in-memory write.
-        self.node_mut(stat_node).data = Some(s);
+        self.node_mut(stat_node).set_data(Some(s.as_bytes()));
     }
 
     /// Recomputes the usage of the subtree at `target` (count includes `target` itself).
