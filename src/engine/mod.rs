@@ -1,8 +1,16 @@
-//! The standalone request pipeline, without I/O: prep → txn → apply → watch events → reply.
+//! The standalone request pipeline, without I/O: prep → (log) → apply → watch events → reply.
 //!
 //! The shell calls `connect`, `request`, `disconnect` and `tick` with the time; each returns the
-//! frames to write and the connections to close, in order. Ordering guarantees:
-//! - requests of one connection are handled in arrival order and answered in that order;
+//! frames to write and the connections to close, in order. A write is *prepared* at once (checked
+//! against the tree plus the pending changes of earlier writes, given the next zxid) and becomes
+//! a `Proposal`; it is applied and answered only when the shell reports it durable through
+//! `committed` (or at once with `auto_commit`, for an in-memory server and for tests).
+//!
+//! Ordering guarantees:
+//! - writes get zxids in arrival order and are applied in zxid order;
+//! - per connection, requests are answered in arrival order: a read (or any non-write) that
+//!   arrives while the connection has writes in flight waits until they are applied, so it sees
+//!   them (Apache's CommitProcessor rule);
 //! - a write's notifications are emitted before its reply, and before any later reply on any
 //!   connection, because the shell writes outputs in the order they are returned.
 
@@ -16,7 +24,7 @@ use crate::jute::records::*;
 use crate::jute::txn::{Txn, TxnHeader};
 use crate::jute::{Jute, Reader};
 use crate::ops::create::CreateKind;
-use crate::ops::{self, decode, OpsConfig, PendingView, ReadCtx, WriteCtx};
+use crate::ops::{self, decode, OpsConfig, Pending, PendingView, ReadCtx, WriteCtx};
 use crate::session::Sessions;
 use crate::tree::apply::{Trigger, TxnResult};
 use crate::tree::{DataTree, NodeKind};
@@ -24,7 +32,7 @@ use crate::types::{SessionId, Zxid};
 use crate::watch::{Notification, Watches};
 use reply::*;
 use stats::{ConnStats, ServerStats};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
 pub type ConnId = u64;
@@ -75,6 +83,38 @@ pub struct Conn {
     /// Auth ids, `ip:<remote>` always last (whoAmI order as Apache prints it).
     pub auth: Vec<Id>,
     pub stats: ConnStats,
+    /// Writes (and a session creation) of this connection prepared but not yet applied.
+    pending_writes: usize,
+    /// Requests held back behind those writes, in arrival order.
+    waiting: VecDeque<Vec<u8>>,
+}
+
+impl Conn {
+    /// Requests received but not answered yet (`queued=` in cons/stat).
+    pub fn queued(&self) -> usize {
+        self.pending_writes + self.waiting.len()
+    }
+}
+
+/// A txn to make durable before it is applied: the shell logs it, then calls `committed`.
+#[derive(Clone, Debug)]
+pub struct Proposal {
+    pub hdr: TxnHeader,
+    pub txn: Txn,
+}
+
+/// Who is waiting for a txn, and what to send when it is applied.
+enum Origin {
+    Client { conn: ConnId, xid: i32 },
+    CloseSession { conn: ConnId, xid: i32 },
+    Connect { conn: ConnId, resp: ConnectResponse },
+    Expiry,
+    Reaper,
+}
+
+struct InFlight {
+    proposal: Proposal,
+    origin: Origin,
 }
 
 pub struct Engine {
@@ -86,6 +126,13 @@ pub struct Engine {
     pub session_conn: HashMap<SessionId, ConnId>,
     pub stats: ServerStats,
     last_reap_ms: u64,
+    pending: Pending,
+    /// The last zxid handed out (≥ the tree's last applied zxid).
+    last_prepared_zxid: i64,
+    in_flight: VecDeque<InFlight>,
+    proposals: Vec<Proposal>,
+    /// Apply each write as soon as it is prepared (no log).
+    pub auto_commit: bool,
 }
 
 /// Monotonic time (ms) and wall-clock time (ms since the epoch), passed in by the shell.
@@ -108,7 +155,33 @@ impl Engine {
             session_conn: HashMap::new(),
             stats: ServerStats::default(),
             last_reap_ms: now.mono_ms,
+            pending: Pending::default(),
+            last_prepared_zxid: 0,
+            in_flight: VecDeque::new(),
+            proposals: Vec::new(),
+            auto_commit: true,
         }
+    }
+
+    /// Starts from a restored tree and its sessions (fresh timeouts from `now`).
+    pub fn restore(&mut self, tree: DataTree, sessions: &[(SessionId, i32)], now: Now) {
+        self.tree = tree;
+        self.tree.extended_types = self.cfg.ops.extended_types;
+        self.last_prepared_zxid = self.tree.last_processed_zxid;
+        for &(sid, timeout) in sessions {
+            self.sessions.add(sid, timeout, now.mono_ms);
+        }
+        self.sessions.skip_past(sessions.iter().map(|s| s.0));
+    }
+
+    /// Txns prepared since the last call, in zxid order, for the shell to log.
+    pub fn take_proposals(&mut self) -> Vec<Proposal> {
+        std::mem::take(&mut self.proposals)
+    }
+
+    /// Txns prepared and not yet applied.
+    pub fn outstanding(&self) -> usize {
+        self.in_flight.len()
     }
 
     pub fn last_zxid(&self) -> Zxid {
@@ -118,7 +191,7 @@ impl Engine {
     /// A new TCP connection (before its ConnectRequest).
     pub fn open(&mut self, conn: ConnId, remote: SocketAddr, _now: Now) {
         let auth = vec![Id { scheme: "ip".into(), id: remote.ip().to_string() }];
-        self.conns.insert(conn, Conn { id: conn, remote, session: None, auth, stats: ConnStats::default() });
+        self.conns.insert(conn, Conn { id: conn, remote, session: None, auth, stats: ConnStats::default(), pending_writes: 0, waiting: VecDeque::new() });
     }
 
     /// The connection went away (EOF, error, or we closed it). Its watches die with it; its
@@ -142,8 +215,35 @@ impl Engine {
         out.push(Output::Send(conn, frame));
     }
 
+    /// Hands out the next zxid and queues the txn for logging; with `auto_commit` it is applied
+    /// at once.
+    fn propose(&mut self, session: SessionId, cxid: i32, txn: Txn, now: Now, origin: Origin, out: &mut Vec<Output>) -> i64 {
+        let zxid = self.last_prepared_zxid + 1;
+        self.last_prepared_zxid = zxid;
+        let hdr = TxnHeader { client_id: session.0, cxid, zxid, time: now.wall_ms, txn_type: txn.type_code() };
+        let p = Proposal { hdr, txn };
+        if !self.auto_commit {
+            self.proposals.push(p.clone());
+        }
+        self.in_flight.push_back(InFlight { proposal: p, origin });
+        if self.auto_commit {
+            self.committed(zxid, now, out);
+        }
+        zxid
+    }
+
+    /// The shell reports every txn up to `zxid` durable: apply them in order and answer.
+    pub fn committed(&mut self, zxid: i64, now: Now, out: &mut Vec<Output>) {
+        while self.in_flight.front().is_some_and(|f| f.proposal.hdr.zxid <= zxid) {
+            let f = self.in_flight.pop_front().unwrap();
+            let r = self.apply_txn(&f.proposal.hdr, &f.proposal.txn, out);
+            self.pending.committed(f.proposal.hdr.zxid);
+            self.answer(f, r, now, out);
+        }
+    }
+
     /// Applies a txn and delivers the watch events it fires, before anything else is sent.
-    fn commit(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<Output>) -> TxnResult {
+    fn apply_txn(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<Output>) -> TxnResult {
         let mut triggers: Vec<Trigger> = Vec::new();
         let r = self.tree.apply(hdr, txn, &mut triggers);
         let mut notes: Vec<Notification> = Vec::new();
@@ -158,8 +258,59 @@ impl Engine {
         r
     }
 
-    fn next_header(&self, session: SessionId, cxid: i32, txn: &Txn, now: Now) -> TxnHeader {
-        TxnHeader { client_id: session.0, cxid, zxid: self.tree.last_processed_zxid + 1, time: now.wall_ms, txn_type: txn.type_code() }
+    fn answer(&mut self, f: InFlight, r: TxnResult, now: Now, out: &mut Vec<Output>) {
+        let zxid = f.proposal.hdr.zxid;
+        match f.origin {
+            Origin::Client { conn, xid } => {
+                let frame = if r.err != 0 {
+                    header_frame(xid, zxid, r.err)
+                } else {
+                    frame(xid, zxid, 0, Some(&|w: &mut crate::jute::Writer| write_body(&r, w)))
+                };
+                self.send(out, conn, frame);
+                self.write_done(conn, now, out);
+            }
+            Origin::CloseSession { conn, xid } => {
+                let sid = SessionId(f.proposal.hdr.client_id);
+                self.sessions.remove(sid);
+                if self.session_conn.get(&sid) == Some(&conn) {
+                    self.session_conn.remove(&sid);
+                }
+                tracing::info!(session = %sid, "Closed session {}", sid);
+                self.send(out, conn, header_frame(xid, zxid, 0));
+                out.push(Output::Close(conn));
+            }
+            Origin::Connect { conn, resp } => {
+                self.send_connect_response(out, conn, &resp);
+                self.write_done(conn, now, out);
+            }
+            Origin::Expiry => {
+                let sid = SessionId(f.proposal.hdr.client_id);
+                self.sessions.remove(sid);
+                if let Some(conn) = self.session_conn.remove(&sid) {
+                    self.disconnect(conn);
+                    out.push(Output::Close(conn));
+                }
+            }
+            Origin::Reaper => {}
+        }
+    }
+
+    /// One of the connection's writes was applied: requests held behind it may run now.
+    fn write_done(&mut self, conn: ConnId, now: Now, out: &mut Vec<Output>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.pending_writes = c.pending_writes.saturating_sub(1);
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            if c.pending_writes > 0 {
+                // Another write of this connection is in flight: what follows waits for it.
+                if c.waiting.front().is_none_or(|f| !frame_is_write(f)) {
+                    return;
+                }
+            }
+            let Some(frame) = c.waiting.pop_front() else { return };
+            self.handle(conn, &frame, now, out);
+        }
     }
 
     /// The first frame of a connection: a ConnectRequest.
@@ -186,17 +337,19 @@ impl Engine {
         let timeout = req.time_out.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
         let ro = req.read_only.map(|_| false);
         if req.session_id == 0 {
+            // The session exists from now on (so it can expire), but the client hears of it only
+            // once its createSession txn is durable; requests pipelined behind the
+            // ConnectRequest wait for that.
             let sid = self.sessions.next_id();
-            let txn = Txn::CreateSession { timeout };
-            let mut hdr = self.next_header(sid, 0, &txn, now);
-            hdr.cxid = 0;
-            self.commit(&hdr, &txn, &mut out);
             let s = self.sessions.add(sid, timeout, now.mono_ms).clone();
             tracing::info!(session = %sid, timeout, "Established session {} with negotiated timeout {} for client {:?}", sid, timeout,
                 self.conns.get(&conn).map(|c| c.remote));
             self.attach(conn, sid, now);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.pending_writes += 1;
+            }
             let resp = ConnectResponse { protocol_version: 0, time_out: timeout, session_id: sid.0, passwd: s.passwd.to_vec(), read_only: ro };
-            self.send_connect_response(&mut out, conn, &resp);
+            self.propose(sid, 0, Txn::CreateSession { timeout }, now, Origin::Connect { conn, resp }, &mut out);
             return out;
         }
         let sid = SessionId(req.session_id);
@@ -247,65 +400,85 @@ impl Engine {
     pub fn request(&mut self, conn: ConnId, frame: &[u8], now: Now) -> Vec<Output> {
         let mut out = Vec::new();
         self.stats.packets_received += 1;
-        let mut r = Reader::new(frame);
-        let Ok(h) = RequestHeader::read(&mut r) else {
-            tracing::warn!(conn, "malformed request header; closing connection");
-            out.push(Output::Close(conn));
-            return out;
-        };
-        let body = r.rest();
         let Some(c) = self.conns.get_mut(&conn) else { return out };
         c.stats.received += 1;
         let Some(sid) = c.session else {
             out.push(Output::Close(conn));
             return out;
         };
+        if frame.len() < 8 {
+            tracing::warn!(session = %sid, "malformed request header; closing connection");
+            out.push(Output::Close(conn));
+            return out;
+        }
         if !self.sessions.touch(sid, now.mono_ms) {
             // The session expired or is closing while this connection was still open.
             out.push(Output::Close(conn));
             return out;
         }
+        // Per-connection order: anything but a write waits behind this connection's writes in
+        // flight; a write waits only behind requests already waiting.
+        let c = self.conns.get_mut(&conn).unwrap();
+        if !c.waiting.is_empty() || (c.pending_writes > 0 && !frame_is_write(frame)) {
+            c.waiting.push_back(frame.to_vec());
+            return out;
+        }
+        self.handle(conn, frame, now, &mut out);
+        out
+    }
+
+    fn handle(&mut self, conn: ConnId, frame: &[u8], now: Now, out: &mut Vec<Output>) {
+        let Some(sid) = self.conns.get(&conn).and_then(|c| c.session) else { return };
+        let mut r = Reader::new(frame);
+        let Ok(h) = RequestHeader::read(&mut r) else { return };
+        let body = r.rest();
         let op = match OpCode::from_i32(h.op) {
             Some(op) if !matches!(op, OpCode::Notification | OpCode::CreateSession | OpCode::Error) => op,
             _ => {
                 tracing::warn!(session = %sid, "unknown opcode {} from client; closing connection", h.op);
-                self.send(&mut out, conn, header_frame(h.xid, -1, ErrorCode::Unimplemented.code()));
+                self.send(out, conn, header_frame(h.xid, -1, ErrorCode::Unimplemented.code()));
                 out.push(Output::Close(conn));
-                return out;
+                return;
             }
         };
         let zxid_before = self.tree.last_processed_zxid;
         match op {
             OpCode::Ping => {
                 let f = header_frame(h.xid, zxid_before, 0);
-                self.send(&mut out, conn, f);
+                self.send(out, conn, f);
             }
-            OpCode::Auth => self.auth(conn, body, &mut out),
+            OpCode::Auth => self.auth(conn, body, out),
             OpCode::Sasl => {
                 // No SASL server configured: Apache answers OK with a null token.
                 let f = record_frame(h.xid, 0, &SaslToken { token: None });
-                self.send(&mut out, conn, f);
+                self.send(out, conn, f);
             }
-            OpCode::SetWatches | OpCode::SetWatches2 => self.set_watches(conn, sid, h.xid, op, body, &mut out),
+            OpCode::SetWatches | OpCode::SetWatches2 => self.set_watches(conn, sid, h.xid, op, body, out),
             OpCode::CloseSession => {
-                let txn = Txn::CloseSession { paths: self.tree.ephemerals_of(sid) };
-                let hdr = self.next_header(sid, h.xid, &txn, now);
+                let paths = self.session_ephemerals(sid);
                 self.sessions.set_closing(sid);
-                self.commit(&hdr, &txn, &mut out);
-                self.sessions.remove(sid);
-                self.session_conn.remove(&sid);
-                tracing::info!(session = %sid, "Closed session {}", sid);
-                let f = header_frame(h.xid, hdr.zxid, 0);
-                self.send(&mut out, conn, f);
-                out.push(Output::Close(conn));
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.pending_writes += 1;
+                }
+                self.propose(sid, h.xid, Txn::CloseSession { paths }, now, Origin::CloseSession { conn, xid: h.xid }, out);
             }
-            op if op.is_write() || op == OpCode::DeleteContainer => self.write(conn, sid, h.xid, op, body, now, &mut out),
-            _ => self.read(conn, sid, h.xid, op, body, &mut out),
+            op if op.is_write() || op == OpCode::DeleteContainer => self.write(conn, sid, h.xid, op, body, now, out),
+            _ => self.read(conn, sid, h.xid, op, body, out),
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.record(op, h.xid, self.tree.last_processed_zxid, now.mono_ms);
         }
-        out
+    }
+
+    /// A session's ephemerals as they will be once every pending write is applied.
+    fn session_ephemerals(&self, sid: SessionId) -> Vec<String> {
+        let mut paths: std::collections::BTreeSet<String> = self.tree.ephemerals_of(sid).into_iter().collect();
+        let (created, deleted) = self.pending.ephemerals_of(sid.0);
+        for p in deleted {
+            paths.remove(&p);
+        }
+        paths.extend(created);
+        paths.into_iter().collect()
     }
 
     fn auth(&mut self, conn: ConnId, body: &[u8], out: &mut Vec<Output>) {
@@ -382,11 +555,11 @@ impl Engine {
 
     #[allow(clippy::too_many_arguments)]
     fn write(&mut self, conn: ConnId, sid: SessionId, xid: i32, op: OpCode, body: &[u8], now: Now, out: &mut Vec<Output>) {
-        let zxid = self.tree.last_processed_zxid + 1;
+        let zxid = self.last_prepared_zxid + 1;
         let prepared = {
             let auth = &self.conns[&conn].auth;
             let mut ctx = WriteCtx {
-                view: PendingView::new(&self.tree),
+                view: PendingView::new(&self.tree, &mut self.pending, zxid),
                 auth: AuthContext { ids: auth, skip_acl: self.cfg.skip_acl },
                 session: sid,
                 cfg: &self.cfg.ops,
@@ -395,18 +568,12 @@ impl Engine {
             };
             prep_write(&mut ctx, op, body)
         };
-        let txn = match prepared {
-            Ok(t) => t,
-            Err(e) => Txn::Error { err: e.code() },
-        };
-        let hdr = self.next_header(sid, xid, &txn, now);
-        let r = self.commit(&hdr, &txn, out);
-        let f = if r.err != 0 {
-            header_frame(xid, hdr.zxid, r.err)
-        } else {
-            frame(xid, hdr.zxid, 0, Some(&|w: &mut crate::jute::Writer| write_body(&r, w)))
-        };
-        self.send(out, conn, f);
+        // A failed check still becomes a txn: failed writes consume a zxid, as in Apache.
+        let txn = prepared.unwrap_or_else(|e| Txn::Error { err: e.code() });
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.pending_writes += 1;
+        }
+        self.propose(sid, xid, txn, now, Origin::Client { conn, xid }, out);
     }
 
     fn read(&mut self, conn: ConnId, sid: SessionId, xid: i32, op: OpCode, body: &[u8], out: &mut Vec<Output>) {
@@ -445,16 +612,9 @@ impl Engine {
     }
 
     fn close_session(&mut self, sid: SessionId, now: Now, out: &mut Vec<Output>) {
+        let paths = self.session_ephemerals(sid);
         self.sessions.set_closing(sid);
-        let txn = Txn::CloseSession { paths: self.tree.ephemerals_of(sid) };
-        let mut hdr = self.next_header(sid, 0, &txn, now);
-        hdr.cxid = 0;
-        self.commit(&hdr, &txn, out);
-        self.sessions.remove(sid);
-        if let Some(conn) = self.session_conn.remove(&sid) {
-            self.disconnect(conn);
-            out.push(Output::Close(conn));
-        }
+        self.propose(sid, 0, Txn::CloseSession { paths }, now, Origin::Expiry, out);
     }
 
     /// Apache's ContainerManager: containers that had children and are now empty (or were never
@@ -482,10 +642,10 @@ impl Engine {
         }
         candidates.truncate(self.cfg.container_max_per_minute as usize);
         for path in candidates {
-            let zxid = self.tree.last_processed_zxid + 1;
+            let zxid = self.last_prepared_zxid + 1;
             let prepared = {
                 let mut ctx = WriteCtx {
-                    view: PendingView::new(&self.tree),
+                    view: PendingView::new(&self.tree, &mut self.pending, zxid),
                     auth: AuthContext { ids: &[], skip_acl: true },
                     session: SessionId(0),
                     cfg: &self.cfg.ops,
@@ -495,11 +655,16 @@ impl Engine {
                 ops::delete::prep_container(&mut ctx, path.clone())
             };
             let txn = prepared.unwrap_or_else(|e| Txn::Error { err: e.code() });
-            let hdr = self.next_header(SessionId(0), 0, &txn, now);
-            tracing::info!(zxid = %Zxid(hdr.zxid), "deleting container/TTL node {}", path);
-            self.commit(&hdr, &txn, out);
+            tracing::info!(zxid = %Zxid(zxid), "deleting container/TTL node {}", path);
+            self.propose(SessionId(0), 0, txn, now, Origin::Reaper, out);
         }
     }
+}
+
+/// Whether a request frame is a write (it takes a zxid and goes through the log).
+fn frame_is_write(frame: &[u8]) -> bool {
+    let op = i32::from_be_bytes(frame[4..8].try_into().unwrap());
+    OpCode::from_i32(op).is_some_and(|op| op.is_write() || op == OpCode::DeleteContainer)
 }
 
 /// Parses a write request and runs its checks.

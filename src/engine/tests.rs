@@ -344,3 +344,106 @@ fn set_watches_replays_missed_events_before_its_reply() {
     assert_eq!(kinds, vec![3, 2, 1]);
     assert_eq!(f.last().unwrap().xid, -8);
 }
+
+/// Commits everything proposed so far and returns the outputs.
+fn commit_all(e: &mut Engine) -> Vec<Output> {
+    let mut out = Vec::new();
+    let props = e.take_proposals();
+    if let Some(last) = props.last() {
+        e.committed(last.hdr.zxid, at(0), &mut out);
+    }
+    out
+}
+
+fn logged_engine() -> (Engine, Client, Client) {
+    let mut e = engine_with("");
+    let a = connect(&mut e, 1, 0);
+    let b = connect(&mut e, 2, 0);
+    e.auto_commit = false;
+    (e, a, b)
+}
+
+#[test]
+fn a_session_waits_for_its_create_session_txn() {
+    let mut e = engine_with("");
+    e.auto_commit = false;
+    e.open(1, "127.0.0.1:5000".parse().unwrap(), at(0));
+    let req = ConnectRequest { time_out: 4000, passwd: Some(vec![0; 16]), ..Default::default() };
+    assert!(e.connect(1, &req.to_bytes(), at(0)).is_empty(), "no reply before createSession is durable");
+    // A request pipelined behind the ConnectRequest waits too.
+    let mut w = Writer::new();
+    RequestHeader { xid: 1, op: 3 }.write(&mut w);
+    PathWatchRequest { path: "/".into(), watch: false }.write(&mut w);
+    assert!(e.request(1, &w.buf, at(0)).is_empty());
+    let props = e.take_proposals();
+    assert_eq!(props.len(), 1);
+    assert_eq!(props[0].txn, Txn::CreateSession { timeout: 4000 });
+    let mut out = Vec::new();
+    e.committed(props[0].hdr.zxid, at(0), &mut out);
+    assert_eq!(out.len(), 2, "connect response, then the exists reply");
+}
+
+#[test]
+fn reads_wait_for_their_sessions_writes_but_not_for_others() {
+    let (mut e, mut a, mut b) = logged_engine();
+    let out = a.send(&mut e, 1, &CreateRequest { path: "/a".into(), data: Some(b"v".to_vec()), acl: open_acl_unsafe(), flags: 0 }.to_bytes(), 0);
+    assert!(out.is_empty(), "no reply before the txn is durable");
+    let out = a.send(&mut e, 4, &PathWatchRequest { path: "/a".into(), watch: false }.to_bytes(), 0);
+    assert!(out.is_empty(), "the session's read waits for its write");
+    let other = b.get_data(&mut e, "/a", false);
+    assert_eq!(other.err, ErrorCode::NoNode.code(), "another session reads the applied tree");
+    let out = commit_all(&mut e);
+    let f = frames_for(&out, 1);
+    assert_eq!(f.iter().map(|f| (f.xid, f.err)).collect::<Vec<_>>(), vec![(1, 0), (2, 0)]);
+    assert_eq!(GetDataResponse::from_bytes(&f[1].body).unwrap().data.unwrap(), b"v");
+}
+
+#[test]
+fn pipelined_writes_see_earlier_pending_writes() {
+    let (mut e, mut a, _) = logged_engine();
+    let mk = |p: &str, flags| CreateRequest { path: p.into(), data: None, acl: open_acl_unsafe(), flags }.to_bytes();
+    a.send(&mut e, 1, &mk("/p", 0), 0);
+    a.send(&mut e, 1, &mk("/p/c", 0), 0);
+    a.send(&mut e, 1, &mk("/p/s-", 2), 0);
+    a.send(&mut e, 1, &mk("/p/c", 0), 0);
+    a.send(&mut e, 2, &PathVersionRequest { path: "/p".into(), version: -1 }.to_bytes(), 0);
+    let props = e.take_proposals();
+    assert_eq!(props.len(), 5, "one txn each, in one batch for the log");
+    let mut out = Vec::new();
+    e.committed(props[4].hdr.zxid, at(0), &mut out);
+    let f = frames_for(&out, 1);
+    let errs: Vec<i32> = f.iter().map(|f| f.err).collect();
+    assert_eq!(errs, vec![0, 0, 0, -110, -111]);
+    assert_eq!(CreateResponse::from_bytes(&f[2].body).unwrap().path, "/p/s-0000000001");
+}
+
+#[test]
+fn a_failed_multi_leaves_no_pending_changes() {
+    let (mut e, mut a, _) = logged_engine();
+    let mut w = Writer::new();
+    MultiHeader { op: 1, done: false, err: -1 }.write(&mut w);
+    CreateRequest { path: "/x".into(), data: None, acl: open_acl_unsafe(), flags: 0 }.write(&mut w);
+    MultiHeader { op: 2, done: false, err: -1 }.write(&mut w);
+    PathVersionRequest { path: "/missing".into(), version: -1 }.write(&mut w);
+    MultiHeader { op: -1, done: true, err: -1 }.write(&mut w);
+    a.send(&mut e, 14, &w.buf, 0);
+    // The rolled-back create must not make this one fail.
+    a.send(&mut e, 1, &CreateRequest { path: "/x".into(), data: None, acl: open_acl_unsafe(), flags: 0 }.to_bytes(), 0);
+    let out = commit_all(&mut e);
+    let f = frames_for(&out, 1);
+    assert_eq!(f[1].err, 0);
+    assert!(e.tree.lookup("/x").is_some());
+}
+
+#[test]
+fn close_session_includes_pending_ephemerals() {
+    let (mut e, mut a, _) = logged_engine();
+    a.send(&mut e, 1, &CreateRequest { path: "/eph".into(), data: None, acl: open_acl_unsafe(), flags: 1 }.to_bytes(), 0);
+    a.send(&mut e, -11, &[], 0);
+    let props = e.take_proposals();
+    assert_eq!(props[1].txn, Txn::CloseSession { paths: vec!["/eph".into()] });
+    let mut out = Vec::new();
+    e.committed(props[1].hdr.zxid, at(0), &mut out);
+    assert!(e.tree.lookup("/eph").is_none());
+    assert_eq!(out.last(), Some(&Output::Close(1)));
+}

@@ -30,7 +30,7 @@ use crate::jute::{Jute, Reader};
 use crate::tree::{DataTree, NodeStat};
 use crate::types::SessionId;
 use crate::watch::{Watches, WatcherId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// Settings the ops consult.
 #[derive(Clone, Debug, Default)]
@@ -48,21 +48,66 @@ pub struct Rec {
     pub acl: Vec<Acl>,
 }
 
-/// The tree plus the changes of ops prepared earlier in the same multi.
+/// Changes of writes that have been prepared but not yet applied (Apache's outstandingChanges).
+/// A write is checked against the tree as it will be once every earlier write has been applied,
+/// so writes can be pipelined while earlier ones wait for their fsync.
+#[derive(Default)]
+pub struct Pending {
+    changes: HashMap<String, (i64, Option<Rec>)>,
+    order: VecDeque<(i64, String)>,
+    /// Previous values, kept while a multi is being prepared so a failed multi leaves no trace.
+    undo: Option<Vec<(String, Option<(i64, Option<Rec>)>)>>,
+}
+
+impl Pending {
+    /// Forgets changes made by txns up to `zxid`, now applied to the tree.
+    pub fn committed(&mut self, zxid: i64) {
+        while let Some((z, _)) = self.order.front() {
+            if *z > zxid {
+                break;
+            }
+            let (z, path) = self.order.pop_front().unwrap();
+            if self.changes.get(&path).is_some_and(|(cz, _)| *cz == z) {
+                self.changes.remove(&path);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Pending creates (and deletes) of a session's ephemerals, for closeSession.
+    pub fn ephemerals_of(&self, owner: i64) -> (Vec<String>, Vec<String>) {
+        let mut created = Vec::new();
+        let mut deleted = Vec::new();
+        for (path, (_, rec)) in &self.changes {
+            match rec {
+                Some(r) if r.stat.ephemeral_owner == owner => created.push(path.clone()),
+                None => deleted.push(path.clone()),
+                _ => {}
+            }
+        }
+        (created, deleted)
+    }
+}
+
+/// The tree plus the pending changes.
 pub struct PendingView<'a> {
     pub tree: &'a DataTree,
-    changes: HashMap<String, Option<Rec>>,
+    pending: &'a mut Pending,
+    zxid: i64,
 }
 
 impl<'a> PendingView<'a> {
-    pub fn new(tree: &'a DataTree) -> Self {
-        PendingView { tree, changes: HashMap::new() }
+    pub fn new(tree: &'a DataTree, pending: &'a mut Pending, zxid: i64) -> Self {
+        PendingView { tree, pending, zxid }
     }
 
     /// Apache's getRecordForPath: NoNode when absent. The root is also found as "".
     pub fn get(&self, path: &str) -> Result<Rec, ErrorCode> {
         let path = if path.is_empty() { "/" } else { path };
-        if let Some(c) = self.changes.get(path) {
+        if let Some((_, c)) = self.pending.changes.get(path) {
             return c.clone().ok_or(ErrorCode::NoNode);
         }
         let id = self.tree.lookup(path).ok_or(ErrorCode::NoNode)?;
@@ -72,7 +117,29 @@ impl<'a> PendingView<'a> {
 
     pub fn put(&mut self, path: &str, rec: Option<Rec>) {
         let path = if path.is_empty() { "/" } else { path };
-        self.changes.insert(path.to_string(), rec);
+        let old = self.pending.changes.insert(path.to_string(), (self.zxid, rec));
+        if let Some(undo) = self.pending.undo.as_mut() {
+            undo.push((path.to_string(), old));
+        }
+        self.pending.order.push_back((self.zxid, path.to_string()));
+    }
+
+    pub fn begin_undo(&mut self) {
+        self.pending.undo = Some(Vec::new());
+    }
+
+    pub fn end_undo(&mut self, rollback: bool) {
+        let Some(undo) = self.pending.undo.take() else { return };
+        if rollback {
+            for (path, old) in undo.into_iter().rev() {
+                match old {
+                    Some(v) => self.pending.changes.insert(path, v),
+                    None => self.pending.changes.remove(&path),
+                };
+            }
+            // Order entries for the rolled-back zxid are harmless: `committed` only removes a
+            // change whose zxid matches.
+        }
     }
 }
 

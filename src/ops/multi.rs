@@ -51,6 +51,7 @@ pub fn prep(ctx: &mut WriteCtx<'_>, body: &[u8]) -> Result<Txn, ErrorCode> {
     let ops = parse(body)?;
     let mut txns = Vec::with_capacity(ops.len());
     let mut failed = false;
+    ctx.view.begin_undo();
     for op in ops {
         if failed {
             txns.push(Txn::Error { err: ErrorCode::RuntimeInconsistency.code() });
@@ -70,6 +71,7 @@ pub fn prep(ctx: &mut WriteCtx<'_>, body: &[u8]) -> Result<Txn, ErrorCode> {
             }
         }
     }
+    ctx.view.end_undo(failed);
     Ok(Txn::Multi(txns))
 }
 

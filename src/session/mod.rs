@@ -61,6 +61,15 @@ impl Sessions {
         SessionId(id)
     }
 
+    /// After a restore: new ids must not collide with restored sessions of this server.
+    pub fn skip_past(&mut self, restored: impl Iterator<Item = SessionId>) {
+        for id in restored {
+            if id.0 >> 56 == self.next_id >> 56 && id.0 >= self.next_id {
+                self.next_id = id.0 + 1;
+            }
+        }
+    }
+
     pub fn add(&mut self, id: SessionId, timeout_ms: i32, now: u64) -> &Session {
         let expires_at = self.deadline(now, timeout_ms);
         self.buckets.entry(expires_at).or_default().insert(id);
