@@ -13,6 +13,35 @@ pub fn generate_digest(id_password: &str) -> String {
     format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
+/// Java's String.hashCode over UTF-16 code units.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(u as i32))
+}
+
+/// The jute-generated Id.hashCode.
+fn java_id_hash(id: &Id) -> i32 {
+    let r = 37i32.wrapping_mul(17).wrapping_add(java_string_hash(&id.scheme));
+    37i32.wrapping_mul(r).wrapping_add(java_string_hash(&id.id))
+}
+
+/// The order in which Apache iterates a connection's auth ids: they live in a set backed by a
+/// ConcurrentHashMap (16 bins until it holds more than 12), so iteration goes by bin
+/// (`(h ^ h>>>16) & (n-1)`) and, within a bin, by insertion. whoAmI and the `auth` ACL scheme's
+/// expansion both expose this order. `ids` must be in insertion order.
+pub fn apache_auth_order(ids: &[Id]) -> Vec<&Id> {
+    let mut n = 16usize;
+    while ids.len() > n * 3 / 4 {
+        n *= 2;
+    }
+    let bin = |id: &Id| {
+        let h = java_id_hash(id);
+        ((h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff) as usize & (n - 1)
+    };
+    let mut v: Vec<&Id> = ids.iter().collect();
+    v.sort_by_key(|id| bin(id));
+    v
+}
+
 /// What an ACL check needs to know about the caller.
 pub struct AuthContext<'a> {
     pub ids: &'a [Id],
@@ -116,7 +145,7 @@ pub fn fixup_acl(caller: &[Id], acl: &[Acl]) -> Result<Vec<Acl>, ErrorCode> {
             out.push(a.clone());
         } else if a.id.scheme == "auth" {
             let mut any = false;
-            for cid in caller {
+            for cid in apache_auth_order(caller) {
                 if is_authenticated(&cid.scheme) {
                     any = true;
                     out.push(Acl { perms: a.perms, id: cid.clone() });

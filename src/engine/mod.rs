@@ -27,6 +27,7 @@ use crate::ops::create::CreateKind;
 use crate::ops::{self, decode, OpsConfig, Pending, PendingView, ReadCtx, WriteCtx};
 use crate::session::Sessions;
 use crate::tree::apply::{Trigger, TxnResult};
+use crate::tree::acl::perms;
 use crate::tree::{DataTree, NodeKind};
 use crate::types::{SessionId, Zxid};
 use crate::watch::{Notification, Watches};
@@ -80,7 +81,8 @@ pub struct Conn {
     pub id: ConnId,
     pub remote: SocketAddr,
     pub session: Option<SessionId>,
-    /// Auth ids, `ip:<remote>` always last (whoAmI order as Apache prints it).
+    /// Auth ids in the order they were added (`ip:<remote>` first); see
+    /// `auth::apache_auth_order` for the order clients see.
     pub auth: Vec<Id>,
     pub stats: ConnStats,
     /// Writes (and a session creation) of this connection prepared but not yet applied.
@@ -247,12 +249,18 @@ impl Engine {
         let mut triggers: Vec<Trigger> = Vec::new();
         let r = self.tree.apply(hdr, txn, &mut triggers);
         let mut notes: Vec<Notification> = Vec::new();
-        for t in &triggers {
-            self.watches.trigger(t, &mut notes);
+        for (i, t) in triggers.iter().enumerate() {
+            self.watches.trigger(t, i, &mut notes);
         }
         for n in notes {
-            let f = notification(hdr.zxid, n.kind, &n.path);
-            self.send(out, n.watcher, f);
+            // Events go only to connections allowed to READ the node (the watch is consumed
+            // either way).
+            let acl = &triggers[n.trigger].acl;
+            let allowed = self.conns.get(&n.watcher).is_some_and(|c| AuthContext { ids: &c.auth, skip_acl: self.cfg.skip_acl }.check(acl, perms::READ).is_ok());
+            if allowed {
+                let f = notification(hdr.zxid, n.kind, &n.path);
+                self.send(out, n.watcher, f);
+            }
         }
         self.stats.commits += 1;
         r
@@ -502,9 +510,7 @@ impl Engine {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     for id in ids {
                         if !c.auth.contains(&id) {
-                            // Keep the automatic ip id last.
-                            let pos = c.auth.len().saturating_sub(1);
-                            c.auth.insert(pos, id);
+                            c.auth.push(id);
                         }
                     }
                 }

@@ -9,7 +9,7 @@ pub fn apply(ctx: &mut ReadCtx<'_>, req: &AddWatchRequest) -> Result<(), ErrorCo
     match req.mode {
         0 => ctx.watches.add_persistent(&req.path, ctx.watcher, false),
         1 => ctx.watches.add_persistent(&req.path, ctx.watcher, true),
-        _ => return Err(ErrorCode::BadArguments),
+        _ => return Err(ErrorCode::MarshallingError),
     }
     Ok(())
 }

@@ -65,6 +65,11 @@ impl From<CreateTtlRequest> for CreateArgs {
 /// Apache's order of checks (reference §2.2).
 pub fn prep(ctx: &mut WriteCtx<'_>, kind: CreateKind, req: CreateArgs) -> Result<Txn, ErrorCode> {
     let mode = CreateMode::from_flag(req.flags)?;
+    // createTTL with a non-TTL mode: Apache rejects a ttl ≥ 0 and crashes on a negative one;
+    // rzk rejects both.
+    if kind == CreateKind::Ttl && !mode.ttl {
+        return Err(ErrorCode::BadArguments);
+    }
     if mode.ttl && !ctx.cfg.extended_types {
         return Err(ErrorCode::Unimplemented);
     }

@@ -17,7 +17,8 @@ fn modes(watch_type: i32) -> Result<(u8, u8), ErrorCode> {
         3 => (ALL, ALL),
         4 => (PERSISTENT, PERSISTENT),
         5 => (0, PERSISTENT_RECURSIVE),
-        _ => return Err(ErrorCode::BadArguments),
+        // Apache fails to map the type while decoding: a marshalling error.
+        _ => return Err(ErrorCode::MarshallingError),
     })
 }
 

@@ -22,6 +22,9 @@ pub enum EventType {
 pub struct Trigger {
     pub kind: EventType,
     pub path: String,
+    /// The ACL of the node the event is about (the parent's for NodeChildrenChanged): a
+    /// connection without READ on it gets no event (CVE-2024-23944, Apache 3.8.4+/3.9.2+).
+    pub acl: Vec<crate::jute::records::Acl>,
 }
 
 /// What applying one txn produced, for building the reply (Apache's ProcessTxnResult).
@@ -85,7 +88,7 @@ impl DataTree {
                     n.stat.version = *version;
                 });
                 self.quota_update(path, 0, new_len - old_len);
-                triggers.push(Trigger { kind: EventType::NodeDataChanged, path: path.clone() });
+                triggers.push(Trigger { kind: EventType::NodeDataChanged, path: path.clone(), acl: self.acl(id).to_vec() });
                 r.stat = Some(self.stat(id));
             }
             Txn::SetAcl { path, acl, version } => {
@@ -165,8 +168,8 @@ impl DataTree {
         d.add(path, self.node(id));
         self.digest = d;
         self.quota_on_create(path, data_len);
-        triggers.push(Trigger { kind: EventType::NodeCreated, path: path.to_string() });
-        triggers.push(Trigger { kind: EventType::NodeChildrenChanged, path: ppath.to_string() });
+        triggers.push(Trigger { kind: EventType::NodeCreated, path: path.to_string(), acl: acl.to_vec() });
+        triggers.push(Trigger { kind: EventType::NodeChildrenChanged, path: ppath.to_string(), acl: self.acl(parent).to_vec() });
         Ok(self.stat(id))
     }
 
@@ -178,6 +181,7 @@ impl DataTree {
         let ppath = parent_path(path);
         let parent = self.parent(id).ok_or(ErrorCode::BadArguments)?;
         let data_len = self.node(id).data_len() as i64;
+        let acl = self.acl(id).to_vec();
         let mut d = self.digest;
         d.remove(path, self.node(id));
         self.digest = d;
@@ -186,8 +190,8 @@ impl DataTree {
             self.modify_node(parent, ppath, |n| n.stat.pzxid = zxid);
         }
         self.quota_on_delete(path, data_len);
-        triggers.push(Trigger { kind: EventType::NodeDeleted, path: path.to_string() });
-        triggers.push(Trigger { kind: EventType::NodeChildrenChanged, path: ppath.to_string() });
+        triggers.push(Trigger { kind: EventType::NodeDeleted, path: path.to_string(), acl });
+        triggers.push(Trigger { kind: EventType::NodeChildrenChanged, path: ppath.to_string(), acl: self.acl(parent).to_vec() });
         Ok(())
     }
 }
@@ -215,10 +219,8 @@ mod tests {
         let root = t.stat(ROOT);
         // stored cversion 1, two children: visible 1*2-2 = 0.
         assert_eq!((root.cversion, root.num_children, root.pzxid), (0, 2, 2));
-        assert_eq!(tr, vec![
-            Trigger { kind: EventType::NodeCreated, path: "/a".into() },
-            Trigger { kind: EventType::NodeChildrenChanged, path: "/".into() },
-        ]);
+        let got: Vec<(EventType, &str)> = tr.iter().map(|t| (t.kind, t.path.as_str())).collect();
+        assert_eq!(got, vec![(EventType::NodeCreated, "/a"), (EventType::NodeChildrenChanged, "/")]);
         t.apply(&hdr(3), &create("/a/e", 1, true), &mut tr);
         assert_eq!(t.ephemerals_of(crate::types::SessionId(0x1234)), vec!["/a/e".to_string()]);
         tr.clear();

@@ -147,6 +147,8 @@ pub struct Notification {
     pub watcher: WatcherId,
     pub kind: EventType,
     pub path: String,
+    /// Index of the trigger (in the caller's list) that produced it.
+    pub trigger: usize,
 }
 
 impl Watches {
@@ -167,7 +169,7 @@ impl Watches {
     }
 
     /// Fires the watches for one change. A delete notifies data and child watchers once each.
-    pub fn trigger(&mut self, t: &Trigger, out: &mut Vec<Notification>) {
+    pub fn trigger(&mut self, t: &Trigger, index: usize, out: &mut Vec<Notification>) {
         let mut ws = Vec::new();
         match t.kind {
             EventType::NodeCreated | EventType::NodeDataChanged => self.data.trigger(&t.path, &mut ws),
@@ -177,7 +179,7 @@ impl Watches {
                 self.child.trigger(&t.path, &mut ws);
             }
         }
-        out.extend(ws.into_iter().map(|w| Notification { watcher: w, kind: t.kind, path: t.path.clone() }));
+        out.extend(ws.into_iter().map(|w| Notification { watcher: w, kind: t.kind, path: t.path.clone(), trigger: index }));
     }
 
     pub fn total(&self) -> usize {
@@ -189,8 +191,14 @@ impl Watches {
 mod tests {
     use super::*;
 
+    impl Watches {
+        fn trigger_test(&mut self, t: &Trigger, out: &mut Vec<Notification>) {
+            self.trigger(t, 0, out)
+        }
+    }
+
     fn t(kind: EventType, p: &str) -> Trigger {
-        Trigger { kind, path: p.into() }
+        Trigger { kind, path: p.into(), acl: Vec::new() }
     }
 
     #[test]
@@ -198,8 +206,8 @@ mod tests {
         let mut w = Watches::default();
         w.data.add("/a", 1, STANDARD);
         let mut out = Vec::new();
-        w.trigger(&t(EventType::NodeDataChanged, "/a"), &mut out);
-        w.trigger(&t(EventType::NodeDataChanged, "/a"), &mut out);
+        w.trigger_test(&t(EventType::NodeDataChanged, "/a"), &mut out);
+        w.trigger_test(&t(EventType::NodeDataChanged, "/a"), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(w.total(), 0);
     }
@@ -210,8 +218,8 @@ mod tests {
         w.data.add("/a", 1, STANDARD);
         w.child.add("/a", 1, STANDARD);
         let mut out = Vec::new();
-        w.trigger(&t(EventType::NodeDeleted, "/a"), &mut out);
-        assert_eq!(out, vec![Notification { watcher: 1, kind: EventType::NodeDeleted, path: "/a".into() }]);
+        w.trigger_test(&t(EventType::NodeDeleted, "/a"), &mut out);
+        assert_eq!(out, vec![Notification { watcher: 1, kind: EventType::NodeDeleted, path: "/a".into(), trigger: 0 }]);
         assert_eq!(w.total(), 0);
     }
 
@@ -220,10 +228,10 @@ mod tests {
         let mut w = Watches::default();
         w.add_persistent("/w", 7, true);
         let mut out = Vec::new();
-        w.trigger(&t(EventType::NodeCreated, "/w/deep/x"), &mut out);
-        w.trigger(&t(EventType::NodeChildrenChanged, "/w/deep"), &mut out);
-        w.trigger(&t(EventType::NodeDataChanged, "/w"), &mut out);
-        w.trigger(&t(EventType::NodeDataChanged, "/other"), &mut out);
+        w.trigger_test(&t(EventType::NodeCreated, "/w/deep/x"), &mut out);
+        w.trigger_test(&t(EventType::NodeChildrenChanged, "/w/deep"), &mut out);
+        w.trigger_test(&t(EventType::NodeDataChanged, "/w"), &mut out);
+        w.trigger_test(&t(EventType::NodeDataChanged, "/other"), &mut out);
         let kinds: Vec<_> = out.iter().map(|n| (n.kind, n.path.as_str())).collect();
         assert_eq!(kinds, vec![(EventType::NodeCreated, "/w/deep/x"), (EventType::NodeDataChanged, "/w")]);
         assert_eq!(w.data.watch_count(), 1);
@@ -235,10 +243,10 @@ mod tests {
         w.add_persistent("/p", 1, false);
         w.data.add("/p", 1, STANDARD);
         let mut out = Vec::new();
-        w.trigger(&t(EventType::NodeDataChanged, "/p"), &mut out);
+        w.trigger_test(&t(EventType::NodeDataChanged, "/p"), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(w.data.modes("/p", 1), PERSISTENT);
-        w.trigger(&t(EventType::NodeChildrenChanged, "/p"), &mut out);
+        w.trigger_test(&t(EventType::NodeChildrenChanged, "/p"), &mut out);
         assert_eq!(out.len(), 2);
         w.remove_watcher(1);
         assert_eq!(w.total(), 0);
