@@ -15,6 +15,7 @@
 //! shell to write, events before any later reply.
 
 pub mod auth;
+pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod jute;
@@ -24,3 +25,4 @@ pub mod tree;
 pub mod types;
 pub mod watch;
 pub mod session;
+pub mod storage;

@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod apply;
 pub mod digest;
+pub mod load;
 pub mod quota;
 
 use crate::jute::records::{Acl, Stat, StatPersisted};
@@ -244,7 +245,8 @@ impl DataTree {
 
     /// Finds a node by path. Paths that are not well-formed simply are not found.
     pub fn lookup(&self, path: &str) -> Option<NodeId> {
-        if path == "/" {
+        // Apache keeps the root under both "" and "/", so reads of "" see the root.
+        if path == "/" || path.is_empty() {
             return Some(ROOT);
         }
         let rest = path.strip_prefix('/')?;

@@ -1,0 +1,484 @@
+//! Snapshots, Apache's `FileSnap` + `SnapStream` + `DataTree.serialize` (reference §6.4):
+//!
+//! ```text
+//! FileHeader: int magic "ZKSN" (0x5A4B534E) | int version 2 | long dbid -1
+//! Sessions:   int count, count × (long id, int timeoutMs)
+//! ACL cache:  int count, count × (long id, vector<ACL>)
+//! Nodes:      (ustring path, buffer data, long aclId, StatPersisted)*, root as "", parents first
+//! End:        ustring "/"
+//! Seal 1:     long adler32(everything so far), ustring "/"
+//! Digest:     long zxid, int 2, long treeDigest
+//! Seal 2:     long adler32(everything so far), ustring "/"
+//! Trailer:    long lastProcessedZxid, seal 3                      (3.9+; 3.8 ignores it)
+//! ```
+//! With `.gz`/`.snappy` the whole stream is compressed; the Adler32 is over the uncompressed bytes.
+
+use super::snappy::{self, SnappyJavaReader, SnappyJavaWriter};
+use super::{Result, StorageError, io_err, list_files, sync_dir};
+use crate::jute::records::{Acl, Id, StatPersisted};
+use crate::jute::{Jute, Reader, Writer};
+use crate::tree::DataTree;
+use crate::tree::digest::DIGEST_VERSION;
+use crate::tree::load::TreeLoader;
+use crate::types::SessionId;
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const SNAP_MAGIC: i32 = 0x5A4B_534E;
+pub const SNAP_VERSION: i32 = 2;
+pub const SNAP_DBID: i64 = -1;
+pub const SNAP_PREFIX: &str = "snapshot";
+
+/// `snapshot.compression.method`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    #[default]
+    None,
+    Gz,
+    Snappy,
+}
+
+impl Compression {
+    /// The zoo.cfg value: `""`, `gz` or `snappy` (case-insensitive).
+    pub fn from_config(s: &str) -> Result<Compression> {
+        match s.to_ascii_lowercase().as_str() {
+            "" => Ok(Compression::None),
+            "gz" => Ok(Compression::Gz),
+            "snappy" => Ok(Compression::Snappy),
+            other => Err(StorageError::InvalidArgument(format!("Invalid snapshot compression method: {other}"))),
+        }
+    }
+
+    /// The file-name extension, with its dot (`""`, `".gz"`, `".snappy"`).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gz => ".gz",
+            Compression::Snappy => ".snappy",
+        }
+    }
+
+    /// Apache's `SnapStream.getStreamMode`: the part after the last '.' of the name.
+    pub fn from_file_name(name: &str) -> Compression {
+        match name.rsplit('.').next() {
+            Some("gz") if name.contains('.') => Compression::Gz,
+            Some("snappy") if name.contains('.') => Compression::Snappy,
+            _ => Compression::None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SnapshotOptions {
+    pub compression: Compression,
+    /// Write the digest section + seal 2 (`zookeeper.digest.enabled`, default true).
+    pub digest: bool,
+    /// Write the 3.9 trailer `long lastProcessedZxid` + seal 3
+    /// (`zookeeper.serializeLastProcessedZxid.enabled`, default true; 3.8 readers ignore it).
+    pub last_processed_zxid: bool,
+    /// fsync the file and its directory.
+    pub fsync: bool,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        SnapshotOptions { compression: Compression::None, digest: true, last_processed_zxid: true, fsync: true }
+    }
+}
+
+/// Apache's `ZxidDigest`, the snapshot's digest section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZxidDigest {
+    pub zxid: i64,
+    pub version: i32,
+    pub digest: u64,
+}
+
+pub struct LoadedSnapshot {
+    pub path: PathBuf,
+    pub tree: DataTree,
+    pub sessions: Vec<(SessionId, i32)>,
+    /// From the file name (what replay starts after); also the tree's `last_processed_zxid`.
+    pub zxid: i64,
+    /// The digest section, if present (`zxid == 0` means "empty").
+    pub digest: Option<ZxidDigest>,
+    /// The 3.9 trailer, if present.
+    pub trailer_zxid: Option<i64>,
+    /// The FileHeader's version and dbid (Apache checks only the magic).
+    pub version: i32,
+    pub dbid: i64,
+}
+
+pub fn snapshot_file_name(zxid: i64, compression: Compression) -> String {
+    format!("{SNAP_PREFIX}.{zxid:x}{}", compression.extension())
+}
+
+/// Adds an Adler32 over everything written through it.
+struct Checked<W: Write> {
+    inner: W,
+    adler: adler2::Adler32,
+}
+
+impl<W: Write> Write for Checked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.adler.write_slice(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn seal(out: &mut Checked<impl Write>) -> io::Result<()> {
+    let mut w = Writer::with_capacity(13);
+    w.write_i64(out.adler.checksum() as i64);
+    w.write_str("/");
+    out.write_all(&w.buf)
+}
+
+/// The uncompressed snapshot stream of `tree` (named after `tree.last_processed_zxid`) to `out`.
+pub fn serialize_snapshot(out: impl Write, tree: &DataTree, sessions: &[(SessionId, i32)], opts: &SnapshotOptions) -> io::Result<()> {
+    let mut out = Checked { inner: out, adler: adler2::Adler32::new() };
+    let mut w = Writer::with_capacity(64 * 1024);
+    w.write_i32(SNAP_MAGIC);
+    w.write_i32(SNAP_VERSION);
+    w.write_i64(SNAP_DBID);
+    w.write_i32(sessions.len() as i32);
+    for (id, timeout) in sessions {
+        w.write_i64(id.0);
+        w.write_i32(*timeout);
+    }
+    let acls = tree.acl_cache_entries();
+    w.write_i32(acls.len() as i32);
+    for (id, list) in &acls {
+        w.write_i64(*id);
+        list.write(&mut w);
+    }
+    tree.for_each_snapshot_node(|path, data, acl, stat| {
+        w.write_str(path);
+        w.write_buffer(data);
+        w.write_i64(acl);
+        stat.write(&mut w);
+        if w.buf.len() >= 60 * 1024 {
+            out.write_all(&w.buf)?;
+            w.buf.clear();
+        }
+        Ok::<(), io::Error>(())
+    })?;
+    w.write_str("/");
+    out.write_all(&w.buf)?;
+    seal(&mut out)?;
+    if opts.digest {
+        // Apache writes its lastProcessedZxidDigest, empty (zxid 0, digest 0) before any txn.
+        let (zxid, digest) = if tree.last_processed_zxid > 0 { (tree.last_processed_zxid, tree.digest.value) } else { (0, 0) };
+        let mut w = Writer::with_capacity(20);
+        w.write_i64(zxid);
+        w.write_i32(DIGEST_VERSION);
+        w.write_i64(digest as i64);
+        out.write_all(&w.buf)?;
+        seal(&mut out)?;
+    }
+    if opts.last_processed_zxid {
+        out.write_all(&tree.last_processed_zxid.to_be_bytes())?;
+        seal(&mut out)?;
+    }
+    out.flush()
+}
+
+/// Writes `snapshot.<hex tree.last_processed_zxid>[.gz|.snappy]` in `dir` (created if missing)
+/// atomically: a temp file `.snapshot.<hex>….tmp` (ignored by Apache and by us), fsync, rename,
+/// fsync of the directory. Returns the snapshot's path.
+pub fn write_snapshot(dir: &Path, tree: &DataTree, sessions: &[(SessionId, i32)], opts: &SnapshotOptions) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let name = snapshot_file_name(tree.last_processed_zxid, opts.compression);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let res = (|| -> io::Result<()> {
+        let f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let buf = BufWriter::with_capacity(256 * 1024, f);
+        let buf = match opts.compression {
+            Compression::None => {
+                let mut b = buf;
+                serialize_snapshot(&mut b, tree, sessions, opts)?;
+                b
+            }
+            Compression::Gz => {
+                let mut g = GzEncoder::new(buf, flate2::Compression::default());
+                serialize_snapshot(&mut g, tree, sessions, opts)?;
+                g.finish()?
+            }
+            Compression::Snappy => {
+                let mut s = SnappyJavaWriter::new(buf);
+                serialize_snapshot(&mut s, tree, sessions, opts)?;
+                s.finish()?
+            }
+        };
+        let f = buf.into_inner().map_err(|e| e.into_error())?;
+        if opts.fsync {
+            f.sync_all()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(&tmp)(e));
+    }
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if opts.fsync {
+        sync_dir(dir)?;
+    }
+    tracing::info!("Snapshotting: 0x{:x} to {}", tree.last_processed_zxid, path.display());
+    Ok(path)
+}
+
+/// Apache's `SnapStream.isValidSnapshot`: a snapshot name, and for a plain file length ≥ 10 with
+/// the last 5 bytes `00000001 2f`; for `.gz` the gzip magic, for `.snappy` snappy-java's magic.
+pub fn is_valid_snapshot(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    if super::zxid_from_name(name, SNAP_PREFIX).is_none() {
+        return false;
+    }
+    let Ok(mut f) = File::open(path) else { return false };
+    let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
+    match Compression::from_file_name(name) {
+        Compression::Gz => {
+            let mut b = [0u8; 2];
+            len > 0 && f.read_exact(&mut b).is_ok() && b == [0x1f, 0x8b]
+        }
+        Compression::Snappy => {
+            let mut b = [0u8; 8];
+            f.read_exact(&mut b).is_ok() && b == snappy::MAGIC
+        }
+        Compression::None => {
+            let mut b = [0u8; 5];
+            len >= 10 && f.read_exact_at_end(&mut b, len) && b == [0, 0, 0, 1, b'/']
+        }
+    }
+}
+
+trait ReadAt {
+    fn read_exact_at_end(&mut self, b: &mut [u8], len: u64) -> bool;
+}
+impl ReadAt for File {
+    fn read_exact_at_end(&mut self, b: &mut [u8], len: u64) -> bool {
+        use std::os::unix::fs::FileExt;
+        self.read_exact_at(b, len - b.len() as u64).is_ok()
+    }
+}
+
+/// Snapshot files in `dir` sorted by zxid ascending (any that parse as `snapshot.<hex>…`).
+pub fn list_snapshots(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
+    list_files(dir, SNAP_PREFIX)
+}
+
+/// Apache's `FileSnap.findNValidSnapshots`: up to `n` snapshots passing `is_valid_snapshot`,
+/// newest first.
+pub fn find_valid_snapshots(dir: &Path, n: usize) -> Result<Vec<(i64, PathBuf)>> {
+    let mut v = list_snapshots(dir)?;
+    v.reverse();
+    Ok(v.into_iter().filter(|(_, p)| is_valid_snapshot(p)).take(n).collect())
+}
+
+/// Reading with an Adler32 over every byte consumed (Apache's `CheckedInputStream`).
+struct In<R: Read> {
+    inner: R,
+    adler: adler2::Adler32,
+    pos: u64,
+    /// Bytes left, when known (plain files): lengths beyond it are rejected before allocating.
+    limit: Option<u64>,
+}
+
+enum ReadErr {
+    Eof(u64),
+    Io(io::Error),
+    Bad(u64, String),
+}
+
+impl From<io::Error> for ReadErr {
+    fn from(e: io::Error) -> Self {
+        ReadErr::Io(e)
+    }
+}
+
+type R<T> = std::result::Result<T, ReadErr>;
+
+impl<Rd: Read> In<Rd> {
+    fn exact(&mut self, buf: &mut [u8]) -> R<()> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.inner.read(&mut buf[n..]) {
+                Ok(0) => {
+                    self.adler.write_slice(&buf[..n]);
+                    self.pos += n as u64;
+                    return Err(ReadErr::Eof(self.pos));
+                }
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadErr::Io(e)),
+            }
+        }
+        self.adler.write_slice(buf);
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+    fn i32(&mut self) -> R<i32> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(i32::from_be_bytes(b))
+    }
+    fn i64(&mut self) -> R<i64> {
+        let mut b = [0u8; 8];
+        self.exact(&mut b)?;
+        Ok(i64::from_be_bytes(b))
+    }
+    fn bytes(&mut self) -> R<Option<Vec<u8>>> {
+        let at = self.pos;
+        let n = self.i32()?;
+        if n == -1 {
+            return Ok(None);
+        }
+        if n < 0 {
+            return Err(ReadErr::Bad(at, format!("Unreasonable length = {n}")));
+        }
+        if let Some(limit) = self.limit
+            && self.pos + n as u64 > limit
+        {
+            return Err(ReadErr::Eof(limit));
+        }
+        let mut v = Vec::new();
+        let got = (&mut self.inner).take(n as u64).read_to_end(&mut v)?;
+        self.adler.write_slice(&v);
+        self.pos += got as u64;
+        if got < n as usize {
+            return Err(ReadErr::Eof(self.pos));
+        }
+        Ok(Some(v))
+    }
+    fn string(&mut self) -> R<String> {
+        let at = self.pos;
+        match self.bytes()? {
+            Some(b) => Ok(String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+            None => Err(ReadErr::Bad(at, "null string".into())),
+        }
+    }
+    fn ustring(&mut self) -> R<Option<String>> {
+        Ok(self.bytes()?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+    /// Apache's `SnapStream.checkSealIntegrity`: the checksum so far must equal the stored long,
+    /// followed by a string (not checked, as in Apache).
+    fn check_seal(&mut self, which: u32) -> R<()> {
+        let expected = self.adler.checksum() as i64;
+        let at = self.pos;
+        let stored = self.i64()?;
+        self.string()?;
+        if stored != expected {
+            return Err(ReadErr::Bad(at, format!("CRC corruption (seal {which}: stored 0x{stored:x}, computed 0x{expected:x})")));
+        }
+        Ok(())
+    }
+}
+
+/// Loads and validates a snapshot file (Apache's `FileSnap.deserialize` for one file): magic,
+/// every node's parent before it, ACL ids known, seal 1, then the optional digest section (EOF =
+/// absent) with seal 2, then the optional 3.9 trailer with seal 3. The tree's quota usage and
+/// digest are rebuilt; `last_processed_zxid` is the zxid in the file name.
+pub fn read_snapshot(path: &Path, extended_types: bool) -> Result<LoadedSnapshot> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let Some(zxid) = super::zxid_from_name(name, SNAP_PREFIX) else {
+        return Err(StorageError::InvalidArgument(format!("{} is not named snapshot.<hex zxid>", path.display())));
+    };
+    let f = File::open(path).map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
+    let buf = BufReader::with_capacity(256 * 1024, f);
+    let comp = Compression::from_file_name(name);
+    let (inner, limit): (Box<dyn Read>, _) = match comp {
+        Compression::None => (Box::new(buf), Some(len)),
+        Compression::Gz => (Box::new(BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(buf))), None),
+        Compression::Snappy => (Box::new(BufReader::with_capacity(64 * 1024, SnappyJavaReader::new(buf))), None),
+    };
+    let mut input = In { inner, adler: adler2::Adler32::new(), pos: 0, limit };
+    match parse(&mut input, extended_types) {
+        Ok((mut tree, sessions, version, dbid, digest, trailer_zxid)) => {
+            tree.last_processed_zxid = zxid;
+            Ok(LoadedSnapshot { path: path.to_path_buf(), tree, sessions, zxid, digest, trailer_zxid, version, dbid })
+        }
+        Err(e) => {
+            let (offset, reason) = match e {
+                ReadErr::Eof(at) => (at, "unexpected end of file".to_string()),
+                ReadErr::Bad(at, r) => (at, r),
+                ReadErr::Io(e) => (input.pos, format!("read error: {e}")),
+            };
+            Err(StorageError::Corrupt { file: path.to_path_buf(), offset, reason })
+        }
+    }
+}
+
+type Parsed = (DataTree, Vec<(SessionId, i32)>, i32, i64, Option<ZxidDigest>, Option<i64>);
+
+fn parse<Rd: Read>(r: &mut In<Rd>, extended_types: bool) -> R<Parsed> {
+    let magic = r.i32()?;
+    let version = r.i32()?;
+    let dbid = r.i64()?;
+    if magic != SNAP_MAGIC {
+        return Err(ReadErr::Bad(0, format!("mismatching magic headers {magic} != {SNAP_MAGIC}")));
+    }
+    let count = r.i32()?;
+    let mut sessions = Vec::with_capacity(count.clamp(0, 1 << 16) as usize);
+    for _ in 0..count.max(0) {
+        let id = r.i64()?;
+        let timeout = r.i32()?;
+        sessions.push((SessionId(id), timeout));
+    }
+    let mut loader = TreeLoader::new(extended_types);
+    let nacl = r.i32()?;
+    for _ in 0..nacl.max(0) {
+        let id = r.i64()?;
+        let at = r.pos;
+        let n = r.i32()?;
+        if n < 0 {
+            return Err(ReadErr::Bad(at, "Incorrect format of InputArchive when deserialize DataTree - missing acls".into()));
+        }
+        let mut list = Vec::with_capacity((n as usize).min(64));
+        for _ in 0..n {
+            let perms = r.i32()?;
+            let scheme = r.string()?;
+            let id = r.ustring()?.unwrap_or_default();
+            list.push(Acl { perms, id: Id { scheme, id } });
+        }
+        loader.insert_acl(id, list);
+    }
+    let mut stat = [0u8; 60];
+    loop {
+        let at = r.pos;
+        let path = r.string()?;
+        if path == "/" {
+            break;
+        }
+        let data = r.bytes()?;
+        let acl = r.i64()?;
+        r.exact(&mut stat)?;
+        let s = StatPersisted::read(&mut Reader::new(&stat)).expect("60 bytes");
+        loader.insert_node(&path, data, acl, (&s).into()).map_err(|e| ReadErr::Bad(at, e.to_string()))?;
+    }
+    let tree = loader.finish().map_err(|e| ReadErr::Bad(r.pos, e.to_string()))?;
+    r.check_seal(1)?;
+    // Digest section: EOF means an older snapshot without one.
+    let digest = match (|| -> R<ZxidDigest> { Ok(ZxidDigest { zxid: r.i64()?, version: r.i32()?, digest: r.i64()? as u64 }) })() {
+        Ok(d) => d,
+        Err(ReadErr::Eof(_)) => return Ok((tree, sessions, version, dbid, None, None)),
+        Err(e) => return Err(e),
+    };
+    r.check_seal(2)?;
+    // 3.9 trailer: EOF means a 3.8 snapshot.
+    let trailer = match r.i64() {
+        Ok(z) => z,
+        Err(ReadErr::Eof(_)) => return Ok((tree, sessions, version, dbid, Some(digest), None)),
+        Err(e) => return Err(e),
+    };
+    r.check_seal(3)?;
+    Ok((tree, sessions, version, dbid, Some(digest), Some(trailer)))
+}
