@@ -11,7 +11,7 @@ PYTHON  ?= python3
 PYTESTS := tests/python
 SERVER  := target/release/rzk-server
 
-.PHONY: all build run test test-rust test-python clean
+.PHONY: all build run test test-rust test-python clean bench
 
 all: build
 
@@ -41,3 +41,9 @@ clean:
 	$(CARGO) clean
 	find . -path ./target -prune -o \( -name __pycache__ -o -name .pytest_cache \) -type d -print0 \
 		| xargs -0 rm -rf
+
+# rzk vs Apache ZooKeeper 3.8 (forceSync=yes for both), run alternately; prints rzk/Apache ratios.
+# Knobs are BENCH_* environment variables (BENCH_DURATION, BENCH_ROUNDS, BENCH_ZNODES, ...):
+# see bench/README.md. JSON lines land in target/bench/.
+bench: build
+	./target/release/rzk-bench compare

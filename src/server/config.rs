@@ -405,9 +405,10 @@ impl ServerConfig {
             .unwrap_or(DEFAULT_SNAP_RETAIN_COUNT)
     }
 
-    /// Autopurge interval in hours; 0 = autopurge off.
+    /// Autopurge interval in hours; 0 = autopurge off. Unlike Apache (never, by default), rzk
+    /// purges hourly when zoo.cfg does not say.
     pub fn purge_interval_hours(&self) -> u32 {
-        self.autopurge_purge_interval.unwrap_or(0)
+        self.autopurge_purge_interval.unwrap_or(1)
     }
 
     /// Whether `metricsProvider.className` selects the Prometheus provider (HTTP `/metrics` endpoint).
@@ -1263,7 +1264,8 @@ mod tests {
         assert_eq!(c.autopurge_snap_retain_count, None);
         assert_eq!(c.autopurge_purge_interval, None);
         assert_eq!(c.snap_retain_count(), 3);
-        assert_eq!(c.purge_interval_hours(), 0);
+        // rzk's safer default: hourly purge when zoo.cfg says nothing.
+        assert_eq!(c.purge_interval_hours(), 1);
         assert!(c.admin_enable_server);
         assert_eq!(c.admin_server_address, "0.0.0.0");
         assert_eq!(c.admin_server_port, 8080);

@@ -1,9 +1,12 @@
 //! The tokio shell: the only part of rzk that touches sockets and clocks. It frames bytes, hands
 //! them to the engine under one lock, and writes the engine's outputs in order.
 
+pub mod admin;
 pub mod config;
 pub mod connection;
+pub mod durability;
 pub mod four_letter;
+pub mod metrics;
 
 
 use crate::engine::{ConnId, Engine, EngineConfig, Now, Output};
@@ -32,10 +35,20 @@ pub struct State {
     per_ip: HashMap<IpAddr, u32>,
     /// The trace mask shown by gtmk/stmk.
     pub trace_mask: i64,
+    /// Where proposed txns go to be logged (None: in-memory, the engine applies at once).
+    log: Option<durability::LogSender>,
 }
 
 impl State {
     pub fn dispatch(&mut self, outputs: Vec<Output>) {
+        // Proposals are handed to the log thread under the lock, so it sees them in zxid order.
+        if let Some(log) = &self.log {
+            let props = self.engine.take_proposals();
+            if !props.is_empty() && log.send(props).is_err() {
+                tracing::error!("the txn log thread is gone; exiting");
+                std::process::exit(3);
+            }
+        }
         for o in outputs {
             match o {
                 Output::Send(c, f) => {
@@ -61,6 +74,16 @@ pub struct Shared {
     next_conn: AtomicU64,
     /// The bound client port (for `conf`).
     pub listen_port: Option<u16>,
+    /// fsync figures for metrics: count, total µs, txns covered.
+    pub fsyncs: Mutex<FsyncStats>,
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct FsyncStats {
+    pub count: u64,
+    pub total_us: u64,
+    pub max_us: u64,
+    pub txns: u64,
 }
 
 impl Shared {
@@ -69,6 +92,15 @@ impl Shared {
         // Monotonic, but anchored at the start-up wall time so session ids differ across restarts.
         let mono_ms = self.start_wall_ms as u64 + self.clock_start.elapsed().as_millis() as u64;
         Now { mono_ms, wall_ms }
+    }
+
+    pub fn record_fsync(&self, took: std::time::Duration, txns: usize) {
+        let us = took.as_micros() as u64;
+        let mut f = self.fsyncs.lock();
+        f.count += 1;
+        f.total_us += us;
+        f.max_us = f.max_us.max(us);
+        f.txns += txns as u64;
     }
 
     pub fn start_wall_ms(&self) -> i64 {
@@ -104,6 +136,10 @@ impl Shared {
 pub struct Server {
     pub shared: Arc<Shared>,
     listener: TcpListener,
+    /// The AdminServer's listener (admin.rs), when enabled and bound.
+    admin_listener: Option<TcpListener>,
+    /// The Prometheus `/metrics` listener (metrics.rs), when enabled and bound.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -116,27 +152,55 @@ impl Server {
         let start_wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         let clock_start = Instant::now();
         let now = Now { mono_ms: start_wall_ms as u64, wall_ms: start_wall_ms };
-        let engine = Engine::new(EngineConfig::from_server_config(&config), now);
+        let mut engine = Engine::new(EngineConfig::from_server_config(&config), now);
+        let loaded = durability::load(&config).map_err(std::io::Error::other)?;
+        engine.restore(loaded.tree, &loaded.sessions, now);
+        engine.auto_commit = false;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { engine, outboxes: HashMap::new(), per_ip: HashMap::new(), trace_mask: 306 }),
+            state: Mutex::new(State { engine, outboxes: HashMap::new(), per_ip: HashMap::new(), trace_mask: 306, log: None }),
             config,
             clock_start,
             start_wall_ms,
             next_conn: AtomicU64::new(1),
             listen_port: Some(listener.local_addr()?.port()),
+            fsyncs: Mutex::new(FsyncStats::default()),
         });
+        let (log, _log_thread) = durability::start(shared.clone()).map_err(std::io::Error::other)?;
+        shared.state.lock().log = Some(log);
         tracing::info!("binding to port {}", listener.local_addr()?);
-        Ok(Server { shared, listener })
+        // The HTTP endpoints: a taken admin port only warns (as Apache); a taken metrics port
+        // fails only when the Prometheus provider was configured explicitly.
+        let admin_listener = admin::bind(&shared.config).await;
+        let metrics_listener = metrics::bind(&shared.config).await?;
+        Ok(Server { shared, listener, admin_listener, metrics_listener })
     }
 
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// Where the AdminServer listens, if it runs.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let shared = self.shared.clone();
         let ticker = tokio::spawn(tick_loop(shared.clone()));
+        let purger = tokio::spawn(durability::purge_loop(shared.clone()));
+        let mut http = Vec::new();
+        if let Some(l) = self.admin_listener {
+            http.push(tokio::spawn(admin::serve(l, shared.clone())));
+        }
+        if let Some(l) = self.metrics_listener {
+            http.push(tokio::spawn(metrics::serve(l, shared.clone())));
+        }
         let accept = async {
             loop {
                 match self.listener.accept().await {
@@ -157,6 +221,10 @@ impl Server {
             _ = shutdown => { tracing::info!("shutting down"); }
         }
         ticker.abort();
+        purger.abort();
+        for h in http {
+            h.abort();
+        }
     }
 }
 

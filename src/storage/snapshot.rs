@@ -193,8 +193,18 @@ pub fn serialize_snapshot(out: impl Write, tree: &DataTree, sessions: &[(Session
 /// atomically: a temp file `.snapshot.<hex>….tmp` (ignored by Apache and by us), fsync, rename,
 /// fsync of the directory. Returns the snapshot's path.
 pub fn write_snapshot(dir: &Path, tree: &DataTree, sessions: &[(SessionId, i32)], opts: &SnapshotOptions) -> Result<PathBuf> {
+    write_snapshot_with(dir, tree.last_processed_zxid, opts, |out| serialize_snapshot(out, tree, sessions, opts))
+}
+
+/// Writes a snapshot already serialised (uncompressed) by `serialize_snapshot`: lets a server
+/// serialise under its lock and do the slow file work outside it.
+pub fn write_snapshot_bytes(dir: &Path, zxid: i64, bytes: &[u8], opts: &SnapshotOptions) -> Result<PathBuf> {
+    write_snapshot_with(dir, zxid, opts, |out| out.write_all(bytes))
+}
+
+fn write_snapshot_with(dir: &Path, zxid: i64, opts: &SnapshotOptions, body: impl Fn(&mut dyn Write) -> io::Result<()>) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let name = snapshot_file_name(tree.last_processed_zxid, opts.compression);
+    let name = snapshot_file_name(zxid, opts.compression);
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let res = (|| -> io::Result<()> {
@@ -203,17 +213,17 @@ pub fn write_snapshot(dir: &Path, tree: &DataTree, sessions: &[(SessionId, i32)]
         let buf = match opts.compression {
             Compression::None => {
                 let mut b = buf;
-                serialize_snapshot(&mut b, tree, sessions, opts)?;
+                body(&mut b)?;
                 b
             }
             Compression::Gz => {
                 let mut g = GzEncoder::new(buf, flate2::Compression::default());
-                serialize_snapshot(&mut g, tree, sessions, opts)?;
+                body(&mut g)?;
                 g.finish()?
             }
             Compression::Snappy => {
                 let mut s = SnappyJavaWriter::new(buf);
-                serialize_snapshot(&mut s, tree, sessions, opts)?;
+                body(&mut s)?;
                 s.finish()?
             }
         };
@@ -231,7 +241,7 @@ pub fn write_snapshot(dir: &Path, tree: &DataTree, sessions: &[(SessionId, i32)]
     if opts.fsync {
         sync_dir(dir)?;
     }
-    tracing::info!("Snapshotting: 0x{:x} to {}", tree.last_processed_zxid, path.display());
+    tracing::info!("Snapshotting: 0x{:x} to {}", zxid, path.display());
     Ok(path)
 }
 

@@ -162,6 +162,9 @@ fn build_cfg(dir: &Path, port: u16, extra: &[&str]) -> (String, PathBuf) {
         ("admin.enableServer", "false".to_string()),
         ("4lw.commands.whitelist", "*".to_string()),
         ("maxClientCnxns", "0".to_string()),
+        // Keeps rzk's Prometheus endpoint (on by default, port 7000) out of parallel test
+        // servers' way; Apache's default provider is the same class.
+        ("metricsProvider.className", "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider".to_string()),
     ];
     let overridden: Vec<&str> = extra.iter().filter_map(|l| cfg_key(l)).collect();
     let mut text = String::new();

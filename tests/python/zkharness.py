@@ -95,6 +95,8 @@ class ZkServer:
             "clientPortAddress": "127.0.0.1",
             "4lw.commands.whitelist": "*",
             "admin.enableServer": "false",
+            # rzk serves Prometheus metrics on :7000 by default; keep parallel servers apart.
+            "metricsProvider.className": "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
             "extendedTypesEnabled": "true",
             "znode.container.checkIntervalMs": str(CONTAINER_CHECK_MS),
         }

@@ -1,0 +1,203 @@
+//! Durability: restore at start-up, then one log thread that appends proposed txns to the txn
+//! log, fsyncs, and only then lets the engine apply and answer them.
+//!
+//! Group commit: while an fsync is in flight, newly proposed txns queue in the channel; the next
+//! round appends all of them and covers them with a single fsync. No reply leaves before the fsync
+//! that covers its txn (with forceSync=yes, the default).
+
+use super::config::ServerConfig;
+use super::Shared;
+use crate::engine::{Now, Proposal};
+use crate::jute::txn::{Txn, TxnHeader};
+use crate::storage::snapshot::{serialize_snapshot, write_snapshot, write_snapshot_bytes, Compression, SnapshotOptions};
+use crate::storage::txnlog::TxnLogWriter;
+use crate::storage::{purge, restore_with, RestoreOptions};
+use crate::tree::DataTree;
+use crate::types::{SessionId, Zxid};
+use rand::Rng;
+use std::collections::HashSet;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub type LogSender = Sender<Vec<Proposal>>;
+
+/// What start-up restored from the dataDir.
+pub struct Loaded {
+    pub tree: DataTree,
+    pub sessions: Vec<(SessionId, i32)>,
+}
+
+fn snapshot_options(cfg: &ServerConfig) -> Result<SnapshotOptions, String> {
+    let compression = Compression::from_config(&cfg.snapshot_compression_method).map_err(|e| e.to_string())?;
+    Ok(SnapshotOptions { compression, digest: cfg.digest_enabled, ..Default::default() })
+}
+
+/// Apache's start-up: newest valid snapshot + log replay, sessions that own ephemerals but are
+/// gone are killed, then a fresh snapshot is taken.
+pub fn load(cfg: &ServerConfig) -> Result<Loaded, String> {
+    let (snap_dir, log_dir) = (cfg.snap_dir(), cfg.txn_log_dir());
+    for d in [&snap_dir, &log_dir] {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    }
+    let started = Instant::now();
+    let opts = RestoreOptions { trust_empty_snapshot: cfg.snapshot_trust_empty, extended_types: cfg.extended_types_enabled, ..Default::default() };
+    let r = restore_with(&snap_dir, &log_dir, &opts).map_err(|e| e.to_string())?;
+    for (path, why) in &r.skipped_snapshots {
+        tracing::warn!("skipped snapshot {}: {why}", path.display());
+    }
+    if let Some((file, len)) = &r.truncated {
+        tracing::warn!("truncated a torn txn log tail: {} cut at offset {len}", file.display());
+    }
+    if r.digest_mismatches > 0 {
+        tracing::warn!("{} digest mismatches while restoring (first at zxid {:?})", r.digest_mismatches, r.first_digest_mismatch.map(Zxid));
+    }
+    let mut tree = r.tree;
+    let live: HashSet<SessionId> = r.sessions.iter().map(|s| s.0).collect();
+    let dead: Vec<SessionId> = tree.ephemeral_sessions().map(|(s, _)| s).filter(|s| !live.contains(s)).collect();
+    for sid in dead {
+        // As Apache's ZKDatabase.loadData: applied directly at the last zxid, not logged.
+        let paths = tree.ephemerals_of(sid);
+        tracing::info!(session = %sid, "removing {} ephemerals of a session that no longer exists", paths.len());
+        let hdr = TxnHeader { client_id: sid.0, cxid: 0, zxid: tree.last_processed_zxid, time: 0, txn_type: -11 };
+        tree.apply(&hdr, &Txn::CloseSession { paths }, &mut Vec::new());
+    }
+    tracing::info!(
+        "Loaded {} znodes and {} sessions up to zxid {} from {} files in {} ms ({} txns replayed)",
+        tree.len(),
+        r.sessions.len(),
+        Zxid(tree.last_processed_zxid),
+        r.files_used.len(),
+        started.elapsed().as_millis(),
+        r.txns_replayed
+    );
+    write_snapshot(&snap_dir, &tree, &r.sessions, &snapshot_options(cfg)?).map_err(|e| e.to_string())?;
+    Ok(Loaded { tree, sessions: r.sessions })
+}
+
+/// Starts the log thread; returns the sender the engine's proposals go to.
+pub fn start(shared: Arc<Shared>) -> Result<(LogSender, std::thread::JoinHandle<()>), String> {
+    let cfg = &shared.config;
+    let writer = TxnLogWriter::with_prealloc(cfg.txn_log_dir(), cfg.pre_alloc_size_kb * 1024);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let snap_opts = snapshot_options(cfg)?;
+    let h = std::thread::Builder::new()
+        .name("rzk-txnlog".into())
+        .spawn(move || log_loop(shared, writer, rx, snap_opts))
+        .map_err(|e| e.to_string())?;
+    Ok((tx, h))
+}
+
+fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
+    // A write that cannot be made durable must not be acknowledged; stopping is the only safe
+    // answer (the txns already acknowledged are on disk).
+    tracing::error!("Severe unrecoverable error: {what}: {e}; exiting");
+    eprintln!("Severe unrecoverable error: {what}: {e}");
+    std::process::exit(3);
+}
+
+fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<Vec<Proposal>>, snap_opts: SnapshotOptions) {
+    let cfg = &shared.config;
+    let snap_count = cfg.snap_count.max(2) as u64;
+    let mut rng = rand::thread_rng();
+    let mut roll_at = snap_count / 2 + rng.gen_range(0..snap_count / 2 + 1);
+    let mut since_snapshot = 0u64;
+    let warn_ms = fsync_warning_ms(cfg);
+    while let Ok(mut batch) = rx.recv() {
+        // Group commit: everything proposed while the previous fsync ran shares this one.
+        while let Ok(more) = rx.try_recv() {
+            batch.extend(more);
+        }
+        for p in &batch {
+            if let Err(e) = writer.append(&p.hdr, &p.txn, None) {
+                fatal("appending to the txn log", e);
+            }
+        }
+        if let Err(e) = writer.flush() {
+            fatal("writing the txn log", e);
+        }
+        if cfg.force_sync {
+            let t = Instant::now();
+            if let Err(e) = writer.sync() {
+                fatal("fsync of the txn log", e);
+            }
+            let ms = t.elapsed().as_millis() as u64;
+            if ms > warn_ms {
+                tracing::warn!("fsync-ing the write ahead log took {ms}ms which will adversely effect operation latency");
+            }
+            shared.record_fsync(t.elapsed(), batch.len());
+        }
+        let last = batch.last().map(|p| p.hdr.zxid).unwrap_or(0);
+        since_snapshot += batch.len() as u64;
+        {
+            let now: Now = shared.now();
+            let mut st = shared.state.lock();
+            let mut out = Vec::new();
+            st.engine.committed(last, now, &mut out);
+            st.dispatch(out);
+        }
+        if since_snapshot > roll_at {
+            since_snapshot = 0;
+            roll_at = snap_count / 2 + rng.gen_range(0..snap_count / 2 + 1);
+            if let Err(e) = writer.roll() {
+                fatal("rolling the txn log", e);
+            }
+            take_snapshot(&shared, &snap_opts);
+        }
+    }
+    if let Err(e) = writer.close() {
+        tracing::warn!("closing the txn log: {e}");
+    }
+}
+
+fn fsync_warning_ms(cfg: &ServerConfig) -> u64 {
+    cfg.raw.get("fsync.warningthresholdms").or_else(|| cfg.raw.get("zookeeper.fsync.warningthresholdms")).and_then(|v| v.trim().parse().ok()).unwrap_or(1000)
+}
+
+/// Serialises the tree under the lock (memory only), then writes the file outside it so writes
+/// are not held up by disk I/O. The snapshot is consistent at its zxid (all txns up to it
+/// applied), which is stronger than the fuzzy snapshots replay tolerates.
+pub fn take_snapshot(shared: &Shared, opts: &SnapshotOptions) {
+    let t = Instant::now();
+    let (zxid, bytes) = {
+        let st = shared.state.lock();
+        let sessions: Vec<(SessionId, i32)> = st.engine.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect();
+        let mut buf = Vec::with_capacity(1 << 20);
+        if let Err(e) = serialize_snapshot(&mut buf, &st.engine.tree, &sessions, opts) {
+            tracing::error!("snapshot serialisation failed: {e}");
+            return;
+        }
+        (st.engine.tree.last_processed_zxid, buf)
+    };
+    let locked = t.elapsed();
+    match write_snapshot_bytes(&shared.config.snap_dir(), zxid, &bytes, opts) {
+        Ok(p) => tracing::info!(
+            "snapshot {} written: {} bytes, {} ms holding the lock, {} ms in all",
+            p.display(),
+            bytes.len(),
+            locked.as_millis(),
+            t.elapsed().as_millis()
+        ),
+        Err(e) => tracing::error!("snapshot failed: {e}"),
+    }
+}
+
+/// Autopurge: every `purgeInterval` hours keep the newest `snapRetainCount` snapshots and the
+/// logs needed to replay from the oldest of them.
+pub async fn purge_loop(shared: Arc<Shared>) {
+    let hours = shared.config.purge_interval_hours();
+    if hours == 0 {
+        return;
+    }
+    let keep = shared.config.snap_retain_count().max(3) as usize;
+    let mut iv = tokio::time::interval(Duration::from_secs(hours as u64 * 3600));
+    loop {
+        iv.tick().await;
+        let (snap, log) = (shared.config.snap_dir(), shared.config.txn_log_dir());
+        match tokio::task::spawn_blocking(move || purge(&snap, &log, keep)).await {
+            Ok(Ok(deleted)) => tracing::info!("autopurge: removed {} files, keeping {keep} snapshots", deleted.len()),
+            Ok(Err(e)) => tracing::warn!("autopurge failed: {e}"),
+            Err(e) => tracing::warn!("autopurge task failed: {e}"),
+        }
+    }
+}
