@@ -9,7 +9,7 @@ use super::config::ServerConfig;
 use super::Shared;
 use crate::engine::{Now, Proposal};
 use crate::jute::txn::{Txn, TxnHeader};
-use crate::storage::snapshot::{serialize_snapshot, write_snapshot, write_snapshot_bytes, Compression, SnapshotOptions};
+use crate::storage::snapshot::{serialize_snapshot_fuzzy, write_snapshot, write_snapshot_bytes, Compression, SnapshotOptions};
 use crate::storage::txnlog::TxnLogWriter;
 use crate::storage::{purge, restore_with, RestoreOptions};
 use crate::tree::DataTree;
@@ -154,30 +154,32 @@ fn fsync_warning_ms(cfg: &ServerConfig) -> u64 {
     cfg.raw.get("fsync.warningthresholdms").or_else(|| cfg.raw.get("zookeeper.fsync.warningthresholdms")).and_then(|v| v.trim().parse().ok()).unwrap_or(1000)
 }
 
-/// Serialises the tree under the lock (memory only), then writes the file outside it so writes
-/// are not held up by disk I/O. The snapshot is consistent at its zxid (all txns up to it
-/// applied), which is stronger than the fuzzy snapshots replay tolerates.
+/// A fuzzy snapshot (as Apache's): the tree is serialised a chunk of nodes at a time, holding
+/// the engine lock only per chunk, so requests keep being served; then the file is written
+/// outside the lock. It is named after the last zxid applied when it started: replaying the log
+/// from there makes it exact.
 pub fn take_snapshot(shared: &Shared, opts: &SnapshotOptions) {
+    const CHUNK: usize = 10_000;
     let t = Instant::now();
-    let (zxid, bytes) = {
+    let (start_zxid, sessions) = {
         let st = shared.state.lock();
         let sessions: Vec<(SessionId, i32)> = st.engine.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect();
-        let mut buf = Vec::with_capacity(1 << 20);
-        if let Err(e) = serialize_snapshot(&mut buf, &st.engine.tree, &sessions, opts) {
-            tracing::error!("snapshot serialisation failed: {e}");
-            return;
-        }
-        (st.engine.tree.last_processed_zxid, buf)
+        (st.engine.tree.last_processed_zxid, sessions)
     };
-    let locked = t.elapsed();
-    match write_snapshot_bytes(&shared.config.snap_dir(), zxid, &bytes, opts) {
-        Ok(p) => tracing::info!(
-            "snapshot {} written: {} bytes, {} ms holding the lock, {} ms in all",
-            p.display(),
-            bytes.len(),
-            locked.as_millis(),
-            t.elapsed().as_millis()
-        ),
+    let mut buf = Vec::with_capacity(1 << 20);
+    let res = serialize_snapshot_fuzzy(
+        &mut buf,
+        &sessions,
+        || parking_lot::MutexGuard::map(shared.state.lock(), |s| &mut s.engine.tree),
+        opts,
+        CHUNK,
+    );
+    if let Err(e) = res {
+        tracing::error!("snapshot serialisation failed: {e}");
+        return;
+    }
+    match write_snapshot_bytes(&shared.config.snap_dir(), start_zxid, &buf, opts) {
+        Ok(p) => tracing::info!("snapshot {} written: {} bytes in {} ms", p.display(), buf.len(), t.elapsed().as_millis()),
         Err(e) => tracing::error!("snapshot failed: {e}"),
     }
 }

@@ -189,6 +189,89 @@ pub fn serialize_snapshot(out: impl Write, tree: &DataTree, sessions: &[(Session
     out.flush()
 }
 
+/// A fuzzy snapshot, as Apache takes them: the tree is walked a chunk of nodes at a time, taking
+/// the lock (`lock()`) only for each chunk, so writes go on meanwhile. Each node is written as it
+/// is when visited; replaying the log from `start_zxid` (the caller names the file after it)
+/// brings the result up to date, which replay's idempotence guarantees (§6.3 replay notes). Nodes
+/// deleted before they were reached are skipped. The ACL lists written are those of the nodes
+/// written, captured when each node was. The digest section is the tree's at the end.
+pub fn serialize_snapshot_fuzzy<G: std::ops::Deref<Target = DataTree>>(
+    out: impl Write,
+    sessions: &[(SessionId, i32)],
+    mut lock: impl FnMut() -> G,
+    opts: &SnapshotOptions,
+    chunk: usize,
+) -> io::Result<()> {
+    use crate::tree::{NodeId, ROOT};
+    use std::collections::BTreeMap;
+    let mut nodes = Writer::with_capacity(1 << 20);
+    let mut acls: BTreeMap<i64, Vec<Acl>> = BTreeMap::new();
+    // (node, its parent, its name, its path); the root's path is "".
+    let mut stack: Vec<(NodeId, Option<NodeId>, String, String)> = vec![(ROOT, None, String::new(), String::new())];
+    let (zxid, digest) = loop {
+        let tree = lock();
+        let mut n = 0;
+        while n < chunk {
+            let Some((id, parent, name, path)) = stack.pop() else { break };
+            if id != ROOT && (tree.parent(id) != parent || tree.node(id).name() != name) {
+                continue; // deleted (and perhaps its slot reused) since it was queued
+            }
+            let node = tree.node(id);
+            nodes.write_str(&path);
+            nodes.write_buffer(node.data());
+            nodes.write_i64(node.acl());
+            node.stat.persisted().write(&mut nodes);
+            if node.acl() != crate::tree::acl::OPEN_ACL_ID {
+                acls.entry(node.acl()).or_insert_with(|| tree.acl(id).to_vec());
+            }
+            for c in tree.children(id) {
+                let cname = tree.node(c).name().to_string();
+                let cpath = format!("{path}/{cname}");
+                stack.push((c, Some(id), cname, cpath));
+            }
+            n += 1;
+        }
+        if stack.is_empty() {
+            break (tree.last_processed_zxid, tree.digest.value);
+        }
+    };
+    let mut out = Checked { inner: out, adler: adler2::Adler32::new() };
+    let mut w = Writer::with_capacity(64 * 1024);
+    w.write_i32(SNAP_MAGIC);
+    w.write_i32(SNAP_VERSION);
+    w.write_i64(SNAP_DBID);
+    w.write_i32(sessions.len() as i32);
+    for (id, timeout) in sessions {
+        w.write_i64(id.0);
+        w.write_i32(*timeout);
+    }
+    w.write_i32(acls.len() as i32);
+    for (id, list) in &acls {
+        w.write_i64(*id);
+        list.write(&mut w);
+    }
+    out.write_all(&w.buf)?;
+    out.write_all(&nodes.buf)?;
+    let mut w = Writer::with_capacity(16);
+    w.write_str("/");
+    out.write_all(&w.buf)?;
+    seal(&mut out)?;
+    if opts.digest {
+        let (z, d) = if zxid > 0 { (zxid, digest) } else { (0, 0) };
+        let mut w = Writer::with_capacity(20);
+        w.write_i64(z);
+        w.write_i32(DIGEST_VERSION);
+        w.write_i64(d as i64);
+        out.write_all(&w.buf)?;
+        seal(&mut out)?;
+    }
+    if opts.last_processed_zxid {
+        out.write_all(&zxid.to_be_bytes())?;
+        seal(&mut out)?;
+    }
+    out.flush()
+}
+
 /// Writes `snapshot.<hex tree.last_processed_zxid>[.gz|.snappy]` in `dir` (created if missing)
 /// atomically: a temp file `.snapshot.<hex>….tmp` (ignored by Apache and by us), fsync, rename,
 /// fsync of the directory. Returns the snapshot's path.

@@ -571,3 +571,75 @@ fn digest_mismatches_are_counted_not_fatal() {
     let r = restore(&snap2, &d.0.join("nologs")).unwrap();
     assert_eq!((r.digest_mismatches, r.first_digest_mismatch), (1, Some(7)));
 }
+
+/// A fuzzy snapshot taken while writes go on, plus replay of the txns after its start zxid,
+/// gives exactly the tree the writes produced.
+#[test]
+fn fuzzy_snapshot_plus_replay_is_exact() {
+    use std::cell::RefCell;
+    let mut txns: Vec<(TxnHeader, Txn)> = Vec::new();
+    let mk = |zxid: i64, txn: Txn| (TxnHeader { client_id: 7, cxid: 1, zxid, time: 1000 + zxid, txn_type: txn.type_code() }, txn);
+    let create = |p: String, pcv: i32| Txn::Create { create2: false, path: p, data: Some(b"d".to_vec()), acl: open_acl_unsafe(), ephemeral: false, parent_cversion: pcv };
+    let mut z = 0;
+    // 300 nodes under /a, then concurrent changes: deletes, re-creates, setData, setACL.
+    z += 1;
+    txns.push(mk(z, create("/a".into(), 1)));
+    for i in 0..300 {
+        z += 1;
+        txns.push(mk(z, create(format!("/a/n{i}"), i + 1)));
+    }
+    let prefix = txns.len();
+    let readers = vec![Acl { perms: 1, id: Id { scheme: "world".into(), id: "anyone".into() } }];
+    for i in 0..100 {
+        z += 1;
+        let t = match i % 4 {
+            0 => Txn::Delete { container: false, path: format!("/a/n{}", i * 3) },
+            1 => create(format!("/a/m{i}"), 301 + i),
+            2 => Txn::SetData { reconfig: false, path: format!("/a/n{}", i * 2 + 1), data: Some(vec![b'x'; i as usize]), version: 1 },
+            _ => Txn::SetAcl { path: format!("/a/n{}", i * 2 + 1), acl: readers.clone(), version: 1 },
+        };
+        txns.push(mk(z, t));
+    }
+    let mut live = DataTree::new();
+    for (h, t) in &txns[..prefix] {
+        live.apply(h, t, &mut Vec::new());
+    }
+    let start_zxid = live.last_processed_zxid;
+    let live = RefCell::new(live);
+    let next = RefCell::new(prefix);
+    let mut buf = Vec::new();
+    // Each time the snapshot takes the lock, two more txns have been applied "meanwhile".
+    serialize_snapshot_fuzzy(
+        &mut buf,
+        &[],
+        || {
+            let mut t = live.borrow_mut();
+            for _ in 0..2 {
+                let mut n = next.borrow_mut();
+                if *n < txns.len() {
+                    let (h, tx) = &txns[*n];
+                    t.apply(h, tx, &mut Vec::new());
+                    *n += 1;
+                }
+            }
+            drop(t);
+            live.borrow()
+        },
+        &SnapshotOptions::default(),
+        16,
+    )
+    .unwrap();
+    assert!(*next.borrow() > prefix + 10, "writes interleaved with the snapshot");
+    let dir = TempDir::new();
+    let path = write_snapshot_bytes(&dir.0, start_zxid, &buf, &SnapshotOptions::default()).unwrap();
+    let mut loaded = read_snapshot(&path, false).unwrap().tree;
+    for (h, t) in txns.iter().filter(|(h, _)| h.zxid > start_zxid) {
+        loaded.apply(h, t, &mut Vec::new());
+    }
+    let mut reference = DataTree::new();
+    for (h, t) in &txns {
+        reference.apply(h, t, &mut Vec::new());
+    }
+    assert_eq!(dump(&loaded), dump(&reference));
+    assert_eq!(loaded.digest, reference.digest);
+}
