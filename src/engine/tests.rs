@@ -447,3 +447,17 @@ fn close_session_includes_pending_ephemerals() {
     assert!(e.tree.lookup("/eph").is_none());
     assert_eq!(out.last(), Some(&Output::Close(1)));
 }
+
+#[test]
+fn exists_needs_read_on_an_existing_node() {
+    let mut e = engine_with("");
+    let mut c = connect(&mut e, 1, 0);
+    let nobody = vec![Acl { perms: 31, id: Id { scheme: "digest".into(), id: "x:y".into() } }];
+    c.call(&mut e, 1, &CreateRequest { path: "/secret".into(), data: None, acl: nobody, flags: 0 }.to_bytes());
+    let f = c.call(&mut e, 3, &PathWatchRequest { path: "/secret".into(), watch: true }.to_bytes());
+    assert_eq!(f.err, ErrorCode::NoAuth.code());
+    assert_eq!(e.watches.data.watch_count(), 0, "a denied exists registers no watch");
+    let f = c.call(&mut e, 3, &PathWatchRequest { path: "/missing".into(), watch: true }.to_bytes());
+    assert_eq!(f.err, ErrorCode::NoNode.code());
+    assert_eq!(e.watches.data.watch_count(), 1);
+}
