@@ -96,8 +96,31 @@ fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
     std::process::exit(3);
 }
 
+/// Applies and answers txns once the log thread reports them durable, coalescing reports that
+/// arrive while it is busy.
+fn commit_loop(shared: Arc<Shared>, rx: Receiver<i64>) {
+    while let Ok(mut last) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            last = last.max(more);
+        }
+        let now: Now = shared.now();
+        let mut st = shared.state.lock();
+        let mut out = Vec::new();
+        st.engine.committed(last, now, &mut out);
+        st.dispatch(out);
+    }
+}
+
 fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<Vec<Proposal>>, snap_opts: SnapshotOptions) {
     let cfg = &shared.config;
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<i64>();
+    let committer = {
+        let shared = shared.clone();
+        std::thread::Builder::new().name("rzk-commit".into()).spawn(move || commit_loop(shared, commit_rx))
+    };
+    if let Err(e) = committer {
+        fatal("starting the commit thread", e);
+    }
     let snap_count = cfg.snap_count.max(2) as u64;
     let mut rng = rand::thread_rng();
     let mut roll_at = snap_count / 2 + rng.gen_range(0..snap_count / 2 + 1);
@@ -129,12 +152,10 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<Vec<Prop
         }
         let last = batch.last().map(|p| p.hdr.zxid).unwrap_or(0);
         since_snapshot += batch.len() as u64;
-        {
-            let now: Now = shared.now();
-            let mut st = shared.state.lock();
-            let mut out = Vec::new();
-            st.engine.committed(last, now, &mut out);
-            st.dispatch(out);
+        // Applying and answering happens on the commit thread, so the next batch's write and
+        // fsync overlap with this batch's replies.
+        if commit_tx.send(last).is_err() {
+            fatal("handing committed txns over", "the commit thread is gone");
         }
         if since_snapshot > roll_at {
             since_snapshot = 0;
