@@ -17,7 +17,7 @@
 //! The JSON is built by [`command`], which is pure apart from reading the data directories and
 //! `/proc` (like the four-letter words it reuses), so it can be tested without sockets.
 
-use super::four_letter::{self, java_double, Context};
+use super::four_letter::{self, absolute, dir_size, java_double, Context};
 use super::Shared;
 use crate::engine::{Conn, Engine, Now};
 use crate::server::config::ServerConfig;
@@ -27,7 +27,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -424,24 +424,6 @@ fn session_of(engine: &Engine, watcher: u64) -> i64 {
     engine.conns.get(&watcher).and_then(|c| c.session).map_or(0, |s| s.0)
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
-    }
-}
-
-/// Total size of the files under `p` (recursive); 0 when missing.
-fn dir_size(p: &Path) -> u64 {
-    match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::read_dir(p)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| dir_size(&e.path())).sum())
-            .unwrap_or(0),
-        Ok(_) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-        Err(_) => 0,
-    }
-}
 
 fn configuration(data: &mut Json, ctx: &AdminContext<'_>) {
     let c = ctx.config;

@@ -429,7 +429,7 @@ fn fd_counts() -> (i64, i64) {
 // ---------------------------------------------------------------------------------------------
 // conf / dirs / envi / hash
 
-fn absolute(p: &Path) -> PathBuf {
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -438,7 +438,7 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Total size of the files under `p` (recursive); 0 when missing. Like Java's `getDirSize`.
-fn dir_size(p: &Path) -> u64 {
+pub(crate) fn dir_size(p: &Path) -> u64 {
     match std::fs::symlink_metadata(p) {
         Ok(m) if m.is_dir() => std::fs::read_dir(p)
             .map(|d| d.filter_map(|e| e.ok()).map(|e| dir_size(&e.path())).sum())

@@ -6,7 +6,7 @@
 //! `alloc`/`add_child` as live creates, so ephemeral/container/TTL indexes are filled in the same
 //! way, then rebuilds the quota usage nodes and recomputes the digest from scratch.
 
-use super::acl::{AclCache, OPEN_ACL_ID};
+use super::acl::OPEN_ACL_ID;
 use super::quota::LIMIT_NODE;
 use super::{DataTree, Node, NodeId, NodeStat, NO_PARENT, QUOTA_ROOT, ROOT};
 use crate::jute::records::{Acl, StatPersisted};
@@ -119,20 +119,7 @@ impl TreeLoader {
     /// `extended_types` (zoo.cfg `extendedTypesEnabled`) decides whether an ephemeralOwner with the
     /// TTL bits set is a TTL node or an ephemeral, as Apache's `EphemeralType.get`.
     pub fn new(extended_types: bool) -> TreeLoader {
-        let tree = DataTree {
-            nodes: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-            hasher: Default::default(),
-            acls: AclCache::new(),
-            ephemerals: HashMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
-            quotas: super::quota::Quotas::default(),
-            digest: super::digest::TreeDigest::default(),
-            extended_types,
-            last_processed_zxid: 0,
-        };
+        let tree = DataTree::empty(extended_types);
         TreeLoader { tree, snapshot_acls: BTreeMap::new(), remap: None }
     }
 

@@ -165,10 +165,9 @@ impl Default for DataTree {
 }
 
 impl DataTree {
-    /// A new tree with Apache's initial nodes: `/`, `/zookeeper`, `/zookeeper/quota`, and
-    /// `/zookeeper/config` (READ for anyone, aversion -1).
-    pub fn new() -> DataTree {
-        let mut t = DataTree {
+    /// A tree with no nodes at all (not even the root); `new` and the snapshot loader build on it.
+    pub(crate) fn empty(extended_types: bool) -> DataTree {
+        DataTree {
             nodes: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -179,9 +178,15 @@ impl DataTree {
             ttls: BTreeSet::new(),
             quotas: quota::Quotas::default(),
             digest: digest::TreeDigest::default(),
-            extended_types: false,
+            extended_types,
             last_processed_zxid: 0,
-        };
+        }
+    }
+
+    /// A new tree with Apache's initial nodes: `/`, `/zookeeper`, `/zookeeper/quota`, and
+    /// `/zookeeper/config` (READ for anyone, aversion -1).
+    pub fn new() -> DataTree {
+        let mut t = DataTree::empty(false);
         t.alloc(Node::new("", Some(&[]), NO_PARENT, OPEN_ACL_ID, NodeStat::default()));
         let zk = t.add_child(ROOT, "zookeeper", Some(Vec::new()), OPEN_ACL_ID, NodeStat::default());
         t.add_child(zk, "quota", Some(Vec::new()), OPEN_ACL_ID, NodeStat::default());
