@@ -144,20 +144,7 @@ fn seal(out: &mut Checked<impl Write>) -> io::Result<()> {
 pub fn serialize_snapshot(out: impl Write, tree: &DataTree, sessions: &[(SessionId, i32)], opts: &SnapshotOptions) -> io::Result<()> {
     let mut out = Checked { inner: out, adler: adler2::Adler32::new() };
     let mut w = Writer::with_capacity(64 * 1024);
-    w.write_i32(SNAP_MAGIC);
-    w.write_i32(SNAP_VERSION);
-    w.write_i64(SNAP_DBID);
-    w.write_i32(sessions.len() as i32);
-    for (id, timeout) in sessions {
-        w.write_i64(id.0);
-        w.write_i32(*timeout);
-    }
-    let acls = tree.acl_cache_entries();
-    w.write_i32(acls.len() as i32);
-    for (id, list) in &acls {
-        w.write_i64(*id);
-        list.write(&mut w);
-    }
+    write_head(&mut w, sessions, tree.acl_cache_entries().iter().map(|(id, l)| (*id, l.as_slice())));
     tree.for_each_snapshot_node(|path, data, acl, stat| {
         w.write_str(path);
         w.write_buffer(data);
@@ -169,22 +156,50 @@ pub fn serialize_snapshot(out: impl Write, tree: &DataTree, sessions: &[(Session
         }
         Ok::<(), io::Error>(())
     })?;
+    out.write_all(&w.buf)?;
+    write_tail(&mut out, tree.last_processed_zxid, tree.digest.value, opts)
+}
+
+/// FileHeader, sessions and the ACL cache: everything before the nodes.
+fn write_head<'a>(w: &mut Writer, sessions: &[(SessionId, i32)], acls: impl ExactSizeIterator<Item = (i64, &'a [Acl])>) {
+    w.write_i32(SNAP_MAGIC);
+    w.write_i32(SNAP_VERSION);
+    w.write_i64(SNAP_DBID);
+    w.write_i32(sessions.len() as i32);
+    for (id, timeout) in sessions {
+        w.write_i64(id.0);
+        w.write_i32(*timeout);
+    }
+    w.write_i32(acls.len() as i32);
+    for (id, list) in acls {
+        w.write_i64(id);
+        w.write_i32(list.len() as i32);
+        for a in list {
+            a.write(w);
+        }
+    }
+}
+
+/// Everything after the nodes: the "/" terminator, seal 1, the digest section and seal 2, and
+/// the 3.9 trailer (last processed zxid) with seal 3.
+fn write_tail(out: &mut Checked<impl Write>, zxid: i64, digest: u64, opts: &SnapshotOptions) -> io::Result<()> {
+    let mut w = Writer::with_capacity(32);
     w.write_str("/");
     out.write_all(&w.buf)?;
-    seal(&mut out)?;
+    seal(out)?;
     if opts.digest {
         // Apache writes its lastProcessedZxidDigest, empty (zxid 0, digest 0) before any txn.
-        let (zxid, digest) = if tree.last_processed_zxid > 0 { (tree.last_processed_zxid, tree.digest.value) } else { (0, 0) };
+        let (z, d) = if zxid > 0 { (zxid, digest) } else { (0, 0) };
         let mut w = Writer::with_capacity(20);
-        w.write_i64(zxid);
+        w.write_i64(z);
         w.write_i32(DIGEST_VERSION);
-        w.write_i64(digest as i64);
+        w.write_i64(d as i64);
         out.write_all(&w.buf)?;
-        seal(&mut out)?;
+        seal(out)?;
     }
     if opts.last_processed_zxid {
-        out.write_all(&tree.last_processed_zxid.to_be_bytes())?;
-        seal(&mut out)?;
+        out.write_all(&zxid.to_be_bytes())?;
+        seal(out)?;
     }
     out.flush()
 }
@@ -237,39 +252,10 @@ pub fn serialize_snapshot_fuzzy<G: std::ops::Deref<Target = DataTree>>(
     };
     let mut out = Checked { inner: out, adler: adler2::Adler32::new() };
     let mut w = Writer::with_capacity(64 * 1024);
-    w.write_i32(SNAP_MAGIC);
-    w.write_i32(SNAP_VERSION);
-    w.write_i64(SNAP_DBID);
-    w.write_i32(sessions.len() as i32);
-    for (id, timeout) in sessions {
-        w.write_i64(id.0);
-        w.write_i32(*timeout);
-    }
-    w.write_i32(acls.len() as i32);
-    for (id, list) in &acls {
-        w.write_i64(*id);
-        list.write(&mut w);
-    }
+    write_head(&mut w, sessions, acls.iter().map(|(id, l)| (*id, l.as_slice())));
     out.write_all(&w.buf)?;
     out.write_all(&nodes.buf)?;
-    let mut w = Writer::with_capacity(16);
-    w.write_str("/");
-    out.write_all(&w.buf)?;
-    seal(&mut out)?;
-    if opts.digest {
-        let (z, d) = if zxid > 0 { (zxid, digest) } else { (0, 0) };
-        let mut w = Writer::with_capacity(20);
-        w.write_i64(z);
-        w.write_i32(DIGEST_VERSION);
-        w.write_i64(d as i64);
-        out.write_all(&w.buf)?;
-        seal(&mut out)?;
-    }
-    if opts.last_processed_zxid {
-        out.write_all(&zxid.to_be_bytes())?;
-        seal(&mut out)?;
-    }
-    out.flush()
+    write_tail(&mut out, zxid, digest, opts)
 }
 
 /// Writes `snapshot.<hex tree.last_processed_zxid>[.gz|.snappy]` in `dir` (created if missing)
