@@ -17,6 +17,7 @@ use crate::types::{SessionId, Zxid};
 use rand::Rng;
 use std::collections::HashSet;
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,7 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<Vec<Prop
     let mut roll_at = snap_count / 2 + rng.gen_range(0..snap_count / 2 + 1);
     let mut since_snapshot = 0u64;
     let warn_ms = fsync_warning_ms(cfg);
+    let snapshot_running = Arc::new(AtomicBool::new(false));
     while let Ok(mut batch) = rx.recv() {
         // Group commit: everything proposed while the previous fsync ran shares this one.
         while let Ok(more) = rx.try_recv() {
@@ -163,7 +165,21 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<Vec<Prop
             if let Err(e) = writer.roll() {
                 fatal("rolling the txn log", e);
             }
-            take_snapshot(&shared, &snap_opts);
+            // On its own thread, as Apache's "Snapshot Thread": logging goes on meanwhile. One
+            // snapshot at a time; a trigger while one runs is skipped (Apache does the same).
+            if snapshot_running.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                let (shared, opts, flag) = (shared.clone(), snap_opts.clone(), snapshot_running.clone());
+                let spawned = std::thread::Builder::new().name("rzk-snapshot".into()).spawn(move || {
+                    take_snapshot(&shared, &opts);
+                    flag.store(false, Ordering::Release);
+                });
+                if let Err(e) = spawned {
+                    tracing::error!("cannot start the snapshot thread: {e}");
+                    snapshot_running.store(false, Ordering::Release);
+                }
+            } else {
+                tracing::warn!("Too busy to snap, skipping");
+            }
         }
     }
     if let Err(e) = writer.close() {
@@ -180,7 +196,7 @@ fn fsync_warning_ms(cfg: &ServerConfig) -> u64 {
 /// outside the lock. It is named after the last zxid applied when it started: replaying the log
 /// from there makes it exact.
 pub fn take_snapshot(shared: &Shared, opts: &SnapshotOptions) {
-    const CHUNK: usize = 10_000;
+    const CHUNK: usize = 2_000;
     let t = Instant::now();
     let (start_zxid, sessions) = {
         let st = shared.state.lock();
