@@ -214,6 +214,7 @@ impl Engine {
             c.stats.sent += 1;
         }
         self.stats.packets_sent += 1;
+        self.stats.response_sizes.record(frame.len() as i64 - 4);
         out.push(Output::Send(conn, frame));
     }
 

@@ -46,6 +46,29 @@ pub struct ServerStats {
     pub max_latency: u64,
     pub total_latency: u64,
     pub latency_count: u64,
+    /// Sizes (header + body, without the length prefix) of responses sent; -1 until the first.
+    pub response_sizes: ResponseSizes,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseSizes {
+    pub last: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl Default for ResponseSizes {
+    fn default() -> Self {
+        ResponseSizes { last: -1, min: -1, max: -1 }
+    }
+}
+
+impl ResponseSizes {
+    pub fn record(&mut self, size: i64) {
+        self.last = size;
+        self.min = if self.min < 0 { size } else { self.min.min(size) };
+        self.max = self.max.max(size);
+    }
 }
 
 impl ServerStats {

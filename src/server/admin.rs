@@ -519,8 +519,8 @@ fn server_stats(data: &mut Json, f: &mut Context<'_>, ctx: &AdminContext<'_>) {
         (st.min_latency, avg_latency(st.total_latency, st.latency_count), st.max_latency)
     };
     let mut buffers = Json::obj();
-    // rzk does not track response sizes: -1 is Apache's "no data yet".
-    buffers.put("last_buffer_size", -1i64).put("min_buffer_size", -1i64).put("max_buffer_size", -1i64);
+    let sizes = st.response_sizes;
+    buffers.put("last_buffer_size", sizes.last).put("min_buffer_size", sizes.min).put("max_buffer_size", sizes.max);
     let mut s = Json::obj();
     s.put("packets_sent", st.packets_sent);
     s.put("packets_received", st.packets_received);

@@ -102,10 +102,10 @@ pub fn handle(cmd: &str, stmk_mask: Option<i64>, ctx: &mut Context<'_>) -> Strin
     if let Err(text) = check_whitelist(cmd, ctx.config) {
         return text;
     }
-    if cmd == "stmk" {
-        return run_stmk(stmk_mask.unwrap_or(*ctx.trace_mask), ctx);
-    }
-    run(cmd, ctx)
+    let text = if cmd == "stmk" { run_stmk(stmk_mask.unwrap_or(*ctx.trace_mask), ctx) } else { run(cmd, ctx) };
+    // Apache counts each 8192-char buffer it writes for a command as a packet sent.
+    ctx.engine.stats.packets_sent += text.len().div_ceil(8192) as u64;
+    text
 }
 
 /// Runs a command (no whitelist check, no packet count). Unknown names give an empty string.
@@ -393,9 +393,9 @@ fn mntr(ctx: &Context<'_>) -> String {
         ("open_file_descriptor_count", open_fds.to_string()),
         ("max_file_descriptor_count", max_fds.to_string()),
         ("connection_drop_probability", java_double(0.0)),
-        ("last_client_response_size", "-1".to_string()),
-        ("max_client_response_size", "-1".to_string()),
-        ("min_client_response_size", "-1".to_string()),
+        ("last_client_response_size", e.stats.response_sizes.last.to_string()),
+        ("max_client_response_size", e.stats.response_sizes.max.to_string()),
+        ("min_client_response_size", e.stats.response_sizes.min.to_string()),
         ("outstanding_tls_handshake", "0".to_string()),
         ("auth_failed_count", e.stats.auth_failed.to_string()),
         ("non_mtls_remote_conn_count", "0".to_string()),
@@ -896,7 +896,8 @@ mod tests {
         assert_eq!(get("zk_uptime"), "1234");
         assert_eq!(get("zk_auth_failed_count"), "0");
         assert_eq!(get("zk_connection_drop_probability"), "0.0");
-        assert_eq!(get("zk_last_client_response_size"), "-1");
+        assert_eq!(get("zk_last_client_response_size"), c.engine.stats.response_sizes.last.to_string());
+        assert!(c.engine.stats.response_sizes.last > 0);
         assert!(get("zk_open_file_descriptor_count").parse::<i64>().unwrap() > 0);
         get("zk_max_file_descriptor_count").parse::<i64>().unwrap();
         // Keys are unique.

@@ -418,9 +418,10 @@ impl DataTree {
         n
     }
 
-    /// Σ path length + data length, as mntr's `approximate_data_size`.
+    /// Σ path length + data length over Apache's node map, as mntr's `approximate_data_size`:
+    /// the root is in that map twice, as "" and as "/".
     pub fn approximate_data_size(&self) -> usize {
-        let mut total = 0;
+        let mut total = 1 + self.nodes[ROOT as usize].data_len();
         let mut stack = vec![(ROOT, 0usize)];
         while let Some((id, path_len)) = stack.pop() {
             total += path_len + self.nodes[id as usize].data_len();
