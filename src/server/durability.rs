@@ -31,7 +31,10 @@ pub struct Loaded {
 
 fn snapshot_options(cfg: &ServerConfig) -> Result<SnapshotOptions, String> {
     let compression = Compression::from_config(&cfg.snapshot_compression_method).map_err(|e| e.to_string())?;
-    Ok(SnapshotOptions { compression, digest: cfg.digest_enabled, ..Default::default() })
+    // Without the digest section the 3.9 trailer is left out too: a reader cannot tell a trailer
+    // from a digest section (Apache's readers decide by their own digest setting), while a file
+    // that ends after seal 1 loads everywhere.
+    Ok(SnapshotOptions { compression, digest: cfg.digest_enabled, last_processed_zxid: cfg.digest_enabled, ..Default::default() })
 }
 
 /// Apache's start-up: newest valid snapshot + log replay, sessions that own ephemerals but are
