@@ -37,9 +37,9 @@ clientPortAddress=127.0.0.1
 ";
 
 /// Every four-letter word the server knows, sorted.
-pub const ALL_FOUR_LETTER_WORDS: [&str; 18] = [
+pub const ALL_FOUR_LETTER_WORDS: [&str; 20] = [
     "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst",
-    "srvr", "stat", "stmk", "wchc", "wchp", "wchs",
+    "srvr", "stat", "stmk", "wchc", "wchp", "wchs", "csnp", "lgif",
 ];
 
 /// Four-letter words left out of rzk's default whitelist: the ones that change server state

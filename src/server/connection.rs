@@ -31,6 +31,16 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
             mask = Some(i64::from_be_bytes(b));
         }
         let now = shared.now();
+        if matches!(cmd, "csnp" | "lgif") {
+            let text = match four_letter::check_whitelist(cmd, &shared.config) {
+                Err(t) => t,
+                Ok(()) if cmd == "csnp" => super::durability::csnp(&shared),
+                Ok(()) => super::durability::lgif(&shared),
+            };
+            let _ = wr.write_all(text.as_bytes()).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
         let text = {
             let mut st = shared.state.lock();
             let st = &mut *st;

@@ -243,3 +243,38 @@ pub async fn purge_loop(shared: Arc<Shared>) {
         }
     }
 }
+
+/// `csnp` (ClickHouse Keeper's "create snapshot"): starts a snapshot now and answers the zxid it
+/// is taken at, in decimal; or says why it could not.
+pub fn csnp(shared: &Arc<Shared>) -> String {
+    let opts = match snapshot_options(&shared.config) {
+        Ok(o) => o,
+        Err(e) => return format!("Failed to schedule snapshot creation task: {e}\n"),
+    };
+    let zxid = shared.state.lock().engine.tree.last_processed_zxid;
+    let s = shared.clone();
+    match std::thread::Builder::new().name("rzk-snapshot".into()).spawn(move || take_snapshot(&s, &opts)) {
+        Ok(_) => format!("{zxid}\n"),
+        Err(e) => format!("Failed to schedule snapshot creation task: {e}\n"),
+    }
+}
+
+/// `lgif` (ClickHouse Keeper's log info), in its `key\tvalue` lines, with zxids for log indexes
+/// and epochs for terms.
+pub fn lgif(shared: &Arc<Shared>) -> String {
+    let cfg = &shared.config;
+    let logs = crate::storage::list_files(&cfg.txn_log_dir(), "log").unwrap_or_default();
+    let snaps = crate::storage::snapshot::list_snapshots(&cfg.snap_dir()).unwrap_or_default();
+    let first = logs.iter().map(|l| l.0).min().unwrap_or(0);
+    let last_logged = crate::storage::txnlog::last_logged_zxid(&cfg.txn_log_dir()).ok().flatten().unwrap_or(0);
+    let committed = shared.state.lock().engine.tree.last_processed_zxid;
+    let last = last_logged.max(committed);
+    let snap = snaps.iter().map(|s| s.0).max().unwrap_or(0);
+    let term = |z: i64| z >> 32;
+    format!(
+        "first_log_idx\t{first}\nfirst_log_term\t{}\nlast_log_idx\t{last}\nlast_log_term\t{}\nlast_committed_log_idx\t{committed}\n\
+         leader_committed_log_idx\t{committed}\ntarget_committed_log_idx\t{committed}\nlast_snapshot_idx\t{snap}\n",
+        term(first),
+        term(last)
+    )
+}

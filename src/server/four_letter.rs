@@ -41,9 +41,11 @@ pub const DEFAULT_TRACE_MASK: i64 = 306;
 const SESSIONLESS_CNXN_TIMEOUT_MS: u64 = 10_000;
 
 /// The commands, as the big-endian int of their 4 bytes (Apache's `FourLetterCommands`).
-const COMMANDS: [&str; 18] = [
+/// `csnp` and `lgif` are ClickHouse Keeper's (snapshot now, log info); the shell answers them
+/// (`server::durability`), since they touch the disk.
+const COMMANDS: [&str; 20] = [
     "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst", "srvr",
-    "stat", "stmk", "wchc", "wchp", "wchs",
+    "stat", "stmk", "wchc", "wchp", "wchs", "csnp", "lgif",
 ];
 
 /// The command named by the first 4 bytes of a connection, or `None` when they are an ordinary
