@@ -9,7 +9,7 @@ use super::config::ServerConfig;
 use super::Shared;
 use crate::engine::{Now, Proposal};
 use crate::jute::txn::{Txn, TxnHeader};
-use crate::storage::snapshot::{serialize_snapshot_fuzzy, write_snapshot, write_snapshot_bytes, Compression, SnapshotOptions};
+use crate::storage::snapshot::{write_snapshot, write_snapshot_fuzzy, Compression, SnapshotOptions};
 use crate::storage::txnlog::TxnLogWriter;
 use crate::storage::{purge, restore_with, RestoreOptions};
 use crate::tree::DataTree;
@@ -226,20 +226,18 @@ pub fn take_snapshot(shared: &Shared, opts: &SnapshotOptions) {
         let sessions: Vec<(SessionId, i32)> = st.engine.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect();
         (st.engine.tree.last_processed_zxid, sessions)
     };
-    let mut buf = Vec::with_capacity(1 << 20);
-    let res = serialize_snapshot_fuzzy(
-        &mut buf,
+    // Straight to the file: only the node section is buffered (the ACL section before it is
+    // known only once the walk is over).
+    let res = write_snapshot_fuzzy(
+        &shared.config.snap_dir(),
+        start_zxid,
         &sessions,
         || parking_lot::MutexGuard::map(shared.state.lock(), |s| &mut s.engine.tree),
         opts,
         CHUNK,
     );
-    if let Err(e) = res {
-        tracing::error!("snapshot serialisation failed: {e}");
-        return;
-    }
-    match write_snapshot_bytes(&shared.config.snap_dir(), start_zxid, &buf, opts) {
-        Ok(p) => tracing::info!("snapshot {} written: {} bytes in {} ms", p.display(), buf.len(), t.elapsed().as_millis()),
+    match res {
+        Ok(p) => tracing::info!("snapshot {} written in {} ms", p.display(), t.elapsed().as_millis()),
         Err(e) => tracing::error!("snapshot failed: {e}"),
     }
 }

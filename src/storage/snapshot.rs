@@ -265,13 +265,20 @@ pub fn write_snapshot(dir: &Path, tree: &DataTree, sessions: &[(SessionId, i32)]
     write_snapshot_with(dir, tree.last_processed_zxid, opts, |out| serialize_snapshot(out, tree, sessions, opts))
 }
 
-/// Writes a snapshot already serialised (uncompressed) by `serialize_snapshot`: lets a server
-/// serialise under its lock and do the slow file work outside it.
-pub fn write_snapshot_bytes(dir: &Path, zxid: i64, bytes: &[u8], opts: &SnapshotOptions) -> Result<PathBuf> {
-    write_snapshot_with(dir, zxid, opts, |out| out.write_all(bytes))
+/// Takes a fuzzy snapshot (`serialize_snapshot_fuzzy`) straight into
+/// `snapshot.<hex start_zxid>[.gz|.snappy]`, atomically as `write_snapshot`.
+pub fn write_snapshot_fuzzy<G: std::ops::Deref<Target = DataTree>>(
+    dir: &Path,
+    start_zxid: i64,
+    sessions: &[(SessionId, i32)],
+    lock: impl FnMut() -> G,
+    opts: &SnapshotOptions,
+    chunk: usize,
+) -> Result<PathBuf> {
+    write_snapshot_with(dir, start_zxid, opts, |out| serialize_snapshot_fuzzy(out, sessions, lock, opts, chunk))
 }
 
-fn write_snapshot_with(dir: &Path, zxid: i64, opts: &SnapshotOptions, body: impl Fn(&mut dyn Write) -> io::Result<()>) -> Result<PathBuf> {
+fn write_snapshot_with(dir: &Path, zxid: i64, opts: &SnapshotOptions, body: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let name = snapshot_file_name(zxid, opts.compression);
     let path = dir.join(&name);

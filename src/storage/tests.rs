@@ -607,10 +607,11 @@ fn fuzzy_snapshot_plus_replay_is_exact() {
     let start_zxid = live.last_processed_zxid;
     let live = RefCell::new(live);
     let next = RefCell::new(prefix);
-    let mut buf = Vec::new();
+    let dir = TempDir::new();
     // Each time the snapshot takes the lock, two more txns have been applied "meanwhile".
-    serialize_snapshot_fuzzy(
-        &mut buf,
+    let path = write_snapshot_fuzzy(
+        &dir.0,
+        start_zxid,
         &[],
         || {
             let mut t = live.borrow_mut();
@@ -630,8 +631,6 @@ fn fuzzy_snapshot_plus_replay_is_exact() {
     )
     .unwrap();
     assert!(*next.borrow() > prefix + 10, "writes interleaved with the snapshot");
-    let dir = TempDir::new();
-    let path = write_snapshot_bytes(&dir.0, start_zxid, &buf, &SnapshotOptions::default()).unwrap();
     let mut loaded = read_snapshot(&path, false).unwrap().tree;
     for (h, t) in txns.iter().filter(|(h, _)| h.zxid > start_zxid) {
         loaded.apply(h, t, &mut Vec::new());
