@@ -44,6 +44,16 @@ pub fn load(cfg: &ServerConfig) -> Result<Loaded, String> {
     for d in [&snap_dir, &log_dir] {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
     }
+    // A snapshot cut short by a crash leaves its temp file (never renamed, so never used).
+    if let Ok(entries) = std::fs::read_dir(&snap_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".snapshot.") && name.ends_with(".tmp") {
+                tracing::info!("removing {}, left by an interrupted snapshot", e.path().display());
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let started = Instant::now();
     let opts = RestoreOptions { trust_empty_snapshot: cfg.snapshot_trust_empty, extended_types: cfg.extended_types_enabled, ..Default::default() };
     let r = restore_with(&snap_dir, &log_dir, &opts).map_err(|e| e.to_string())?;

@@ -174,7 +174,18 @@ impl DataTree {
     }
 
     fn delete_node(&mut self, path: &str, zxid: i64, triggers: &mut Vec<Trigger>) -> Result<(), ErrorCode> {
-        let id: NodeId = self.lookup(path).ok_or(ErrorCode::NoNode)?;
+        let Some(id) = self.lookup(path) else {
+            // Replay over a fuzzy snapshot: the child may already be gone from the snapshot while
+            // its parent was written earlier; the parent's pzxid still moves forward (as Apache's
+            // DataTree.deleteNode).
+            if let Some(parent) = self.lookup(parent_path(path)) {
+                if path != "/" && zxid > self.node(parent).stat.pzxid {
+                    self.modify_node(parent, parent_path(path), |n| n.stat.pzxid = zxid);
+                }
+            }
+            return Err(ErrorCode::NoNode);
+        };
+        let id: NodeId = id;
         if id == ROOT || self.node(id).num_children() > 0 {
             return Err(ErrorCode::NotEmpty);
         }
@@ -242,6 +253,16 @@ mod tests {
         assert_eq!(t.node(ROOT).stat.cversion, 4);
         assert_eq!(t.node(ROOT).stat.pzxid, 5);
         assert_eq!(t.last_processed_zxid, 5);
+    }
+
+    #[test]
+    fn replaying_a_delete_of_a_missing_node_moves_the_parent_pzxid() {
+        let mut t = DataTree::new();
+        let mut tr = Vec::new();
+        t.apply(&hdr(2), &create("/p", 1, false), &mut tr);
+        let r = t.apply(&hdr(9), &Txn::Delete { container: false, path: "/p/gone".into() }, &mut tr);
+        assert_eq!(r.err, ErrorCode::NoNode.code());
+        assert_eq!(t.node(t.lookup("/p").unwrap()).stat.pzxid, 9);
     }
 
     #[test]
