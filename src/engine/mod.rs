@@ -186,6 +186,12 @@ impl Engine {
         self.in_flight.len()
     }
 
+    /// Requests received and not yet answered (srvr's `Outstanding`, mntr's
+    /// `zk_outstanding_requests`): writes waiting for their fsync and requests held behind them.
+    pub fn outstanding_requests(&self) -> usize {
+        self.in_flight.len() + self.conns.values().map(|c| c.waiting.len()).sum::<usize>()
+    }
+
     pub fn last_zxid(&self) -> Zxid {
         Zxid(self.tree.last_processed_zxid)
     }

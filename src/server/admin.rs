@@ -531,7 +531,7 @@ fn server_stats(data: &mut Json, f: &mut Context<'_>, ctx: &AdminContext<'_>) {
     s.put("provider_null", false);
     s.put("server_state", "standalone");
     s.put("last_processed_zxid", e.tree.last_processed_zxid);
-    s.put("outstanding_requests", 0i64);
+    s.put("outstanding_requests", e.outstanding_requests());
     s.put("avg_latency", avg);
     s.put("max_latency", max);
     s.put("min_latency", min);

@@ -286,7 +286,7 @@ fn conn_info(out: &mut String, engine: &Engine, v: &ConnView<'_>, brief: bool) {
         return;
     };
     let s = &c.stats;
-    let _ = write!(out, " {addr}[1](queued=0,recved={},sent={}", s.received, s.sent);
+    let _ = write!(out, " {addr}[1](queued={},recved={},sent={}", c.queued(), s.received, s.sent);
     if !brief && let Some(sid) = c.session.filter(|s| s.0 != 0) {
         let timeout = engine.sessions.get(sid).map_or(0, |x| x.timeout_ms);
         let _ = write!(
@@ -355,13 +355,14 @@ fn stat(ctx: &Context<'_>, with_clients: bool) -> String {
     let st = &ctx.engine.stats;
     let _ = write!(
         out,
-        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
         min,
         java_double(avg),
         max,
         st.packets_received,
         st.packets_sent,
         num_connections(ctx),
+        ctx.engine.outstanding_requests(),
         ctx.engine.tree.last_processed_zxid,
         ctx.engine.tree.reported_node_count()
     );
@@ -384,7 +385,7 @@ fn mntr(ctx: &Context<'_>) -> String {
         ("packets_received", e.stats.packets_received.to_string()),
         ("packets_sent", e.stats.packets_sent.to_string()),
         ("num_alive_connections", num_connections(ctx).to_string()),
-        ("outstanding_requests", "0".to_string()),
+        ("outstanding_requests", e.outstanding_requests().to_string()),
         ("uptime", uptime.to_string()),
         ("znode_count", e.tree.reported_node_count().to_string()),
         ("watch_count", e.watches.total().to_string()),
