@@ -107,7 +107,7 @@ pub struct Proposal {
 
 /// Who is waiting for a txn, and what to send when it is applied.
 enum Origin {
-    Client { conn: ConnId, xid: i32 },
+    Client { conn: ConnId, xid: i32, op: OpCode, received_ms: u64 },
     CloseSession { conn: ConnId, xid: i32 },
     Connect { conn: ConnId, resp: ConnectResponse },
     Expiry,
@@ -276,7 +276,12 @@ impl Engine {
     fn answer(&mut self, f: InFlight, r: TxnResult, now: Now, out: &mut Vec<Output>) {
         let zxid = f.proposal.hdr.zxid;
         match f.origin {
-            Origin::Client { conn, xid } => {
+            Origin::Client { conn, xid, op, received_ms } => {
+                let latency = now.mono_ms.saturating_sub(received_ms);
+                self.stats.record_latency(latency);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.stats.record(op, xid, zxid, now.mono_ms, latency);
+                }
                 let frame = if r.err != 0 {
                     header_frame(xid, zxid, r.err)
                 } else {
@@ -399,7 +404,7 @@ impl Engine {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session = Some(sid);
             c.stats.established_wall_ms = now.wall_ms;
-            c.stats.record(OpCode::CreateSession, 0, self.tree.last_processed_zxid, now.mono_ms);
+            c.stats.record(OpCode::CreateSession, 0, self.tree.last_processed_zxid, now.mono_ms, 0);
         }
     }
 
@@ -480,8 +485,12 @@ impl Engine {
             op if op.is_write() || op == OpCode::DeleteContainer => self.write(conn, sid, h.xid, op, body, now, out),
             _ => self.read(conn, sid, h.xid, op, body, out),
         }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.record(op, h.xid, self.tree.last_processed_zxid, now.mono_ms);
+        // Writes are counted when they are answered (with their fsync in the latency).
+        if !(op.is_write() || op == OpCode::DeleteContainer) {
+            self.stats.record_latency(0);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.stats.record(op, h.xid, self.tree.last_processed_zxid, now.mono_ms, 0);
+            }
         }
     }
 
@@ -586,7 +595,7 @@ impl Engine {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.pending_writes += 1;
         }
-        self.propose(sid, xid, txn, now, Origin::Client { conn, xid }, out);
+        self.propose(sid, xid, txn, now, Origin::Client { conn, xid, op, received_ms: now.mono_ms }, out);
     }
 
     fn read(&mut self, conn: ConnId, sid: SessionId, xid: i32, op: OpCode, body: &[u8], out: &mut Vec<Output>) {

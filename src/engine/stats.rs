@@ -11,6 +11,7 @@ pub struct ConnStats {
     pub last_zxid: i64,
     pub last_response_ms: u64,
     pub established_wall_ms: i64,
+    pub last_latency: u64,
     pub min_latency: u64,
     pub max_latency: u64,
     pub total_latency: u64,
@@ -18,14 +19,19 @@ pub struct ConnStats {
 }
 
 impl ConnStats {
-    pub fn record(&mut self, op: OpCode, cxid: i32, zxid: i64, now_ms: u64) {
+    /// One answered request; `latency_ms` from its arrival to its reply (a write waits for its
+    /// fsync; reads are answered as they are handled).
+    pub fn record(&mut self, op: OpCode, cxid: i32, zxid: i64, now_ms: u64, latency_ms: u64) {
         self.last_op = Some(op.short_name());
         if cxid >= 0 {
             self.last_cxid = cxid;
         }
         self.last_zxid = zxid;
         self.last_response_ms = now_ms;
-        // Requests are answered as they are handled: latency inside the engine is zero.
+        self.last_latency = latency_ms;
+        self.min_latency = if self.count == 0 { latency_ms } else { self.min_latency.min(latency_ms) };
+        self.max_latency = self.max_latency.max(latency_ms);
+        self.total_latency += latency_ms;
         self.count += 1;
     }
 
@@ -72,6 +78,13 @@ impl ResponseSizes {
 }
 
 impl ServerStats {
+    pub fn record_latency(&mut self, ms: u64) {
+        self.min_latency = if self.latency_count == 0 { ms } else { self.min_latency.min(ms) };
+        self.max_latency = self.max_latency.max(ms);
+        self.total_latency += ms;
+        self.latency_count += 1;
+    }
+
     pub fn reset(&mut self) {
         *self = ServerStats::default();
     }

@@ -304,8 +304,8 @@ fn conn_info(out: &mut String, engine: &Engine, v: &ConnView<'_>, brief: bool) {
         let min = if s.count == 0 { 0 } else { s.min_latency };
         let _ = write!(
             out,
-            ",lzxid=0x{:x},lresp={},llat=0,minlat={},avglat={},maxlat={}",
-            s.last_zxid, s.last_response_ms, min, avg, s.max_latency
+            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+            s.last_zxid, s.last_response_ms, s.last_latency, min, avg, s.max_latency
         );
     }
     out.push(')');
