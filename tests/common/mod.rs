@@ -252,15 +252,24 @@ fn terminate_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if let Some(st) = wait_exit(child, Instant::now() + grace) {
+        return Some(st);
     }
     let _ = child.kill();
     child.wait().ok()
+}
+
+/// Waits for a child to exit until `deadline`; None if it is still running then. std has no
+/// wait-with-timeout, so this checks every 20 ms.
+fn wait_exit(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if Instant::now() >= deadline => return None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("waiting for child {}: {e}", child.id()),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -766,19 +775,15 @@ pub fn zkcli(port: u16, args: &[&str]) -> (i32, String, String) {
         v
     });
     let deadline = Instant::now() + ZKCLI_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st.code().unwrap_or(-1),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = Command::new("kill")
-                    .args(["-s", "KILL", "--", &format!("-{}", child.id())])
-                    .status();
-                let _ = child.kill();
-                let _ = child.wait();
-                break -1;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("waiting for zkCli.sh: {e}"),
+    let status = match wait_exit(&mut child, deadline) {
+        Some(st) => st.code().unwrap_or(-1),
+        None => {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            -1
         }
     };
     let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
