@@ -26,3 +26,4 @@ pub mod types;
 pub mod watch;
 pub mod session;
 pub mod storage;
+pub mod zab;
