@@ -13,14 +13,23 @@
 //!   them (Apache's CommitProcessor rule);
 //! - a write's notifications are emitted before its reply, and before any later reply on any
 //!   connection, because the shell writes outputs in the order they are returned.
+//!
+//! Roles in an ensemble (`Role`): a *leader* runs the same pipeline for its own clients and also
+//! prepares writes forwarded by learners (`forwarded`), whose txns it commits without answering
+//! anyone locally. A *learner* (follower or observer) serves reads itself but prepares no write:
+//! it hands each write to the shell as a `Forward` for the leader and answers the client when the
+//! leader's committed txn comes back through `apply_committed`. Per-connection order is kept the
+//! same way in every role: a connection's reads wait until its writes have been applied here.
 
 pub mod reply;
+mod role;
 pub mod stats;
 
 use crate::auth::{generate_digest, AuthContext};
 use crate::error::ErrorCode;
 use crate::jute::opcode::OpCode;
 use crate::jute::records::*;
+use crate::jute::txn::types::{CLOSE_SESSION, CREATE_SESSION};
 use crate::jute::txn::{Txn, TxnHeader};
 use crate::jute::{Jute, Reader};
 use crate::ops::create::CreateKind;
@@ -33,7 +42,7 @@ use crate::types::{SessionId, Zxid};
 use crate::watch::{Notification, Watches};
 use reply::*;
 use stats::{ConnStats, ServerStats};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 
 pub type ConnId = u64;
@@ -69,7 +78,10 @@ impl EngineConfig {
             super_digest: c.super_digest.clone(),
             digest_auth_enabled: c.digest_auth_enabled,
             skip_acl: c.skip_acl,
-            server_id: 1,
+            // The high byte of the session ids this server makes: its myid in an ensemble, so
+            // ids made by different members never collide; 1 in standalone, as Apache's
+            // standalone server does.
+            server_id: if c.server_id == 0 { 1 } else { c.server_id as u8 },
             container_check_interval_ms: c.container_check_interval_ms,
             container_max_per_minute: c.container_max_per_minute,
             container_max_never_used_interval_ms: c.container_max_never_used_interval_ms,
@@ -105,6 +117,32 @@ pub struct Proposal {
     pub txn: Txn,
 }
 
+/// What this server is in its ensemble.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// No ensemble: every write is prepared, logged and applied here.
+    #[default]
+    Standalone,
+    /// Prepares every write of the ensemble (its own clients' and learners' forwarded ones),
+    /// expires sessions and reaps containers.
+    Leader,
+    /// Follower or observer: serves reads, forwards writes to the leader and applies what the
+    /// leader commits.
+    Learner,
+}
+
+/// A request a learner sends to the leader (Apache's REQUEST packet): the session, the client's
+/// xid, the op type and the raw request body after the RequestHeader, with the connection's auth
+/// ids so the leader checks ACLs as this server would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub session: SessionId,
+    pub cxid: i32,
+    pub op_type: i32,
+    pub body: Vec<u8>,
+    pub auth: Vec<Id>,
+}
+
 /// Who is waiting for a txn, and what to send when it is applied.
 enum Origin {
     Client { conn: ConnId, xid: i32, op: OpCode, received_ms: u64 },
@@ -112,6 +150,20 @@ enum Origin {
     Connect { conn: ConnId, resp: ConnectResponse },
     Expiry,
     Reaper,
+    /// Forwarded by a learner: that learner answers its client.
+    Remote,
+}
+
+impl Origin {
+    /// Whether a committed txn of this type can be the answer to this origin (a createSession and
+    /// a session's first write can share cxid 0 on the wire, as can an expiry and a connect).
+    fn expects(&self, txn_type: i32) -> bool {
+        match self {
+            Origin::Connect { .. } => txn_type == CREATE_SESSION,
+            Origin::CloseSession { .. } => txn_type == CLOSE_SESSION,
+            _ => txn_type != CREATE_SESSION && txn_type != CLOSE_SESSION,
+        }
+    }
 }
 
 struct InFlight {
@@ -135,6 +187,17 @@ pub struct Engine {
     proposals: Vec<Proposal>,
     /// Apply each write as soon as it is prepared (no log).
     pub auto_commit: bool,
+    /// What this server is in its ensemble; change it with `set_role`.
+    pub role: Role,
+    /// Learner: requests for the leader, in arrival order.
+    forwards: Vec<Forward>,
+    /// Learner: who waits for each forwarded request. Per session a FIFO is enough: the leader
+    /// commits one session's txns in the order this server sent them.
+    forwarded_origins: HashMap<SessionId, VecDeque<(i32, Origin)>>,
+    /// Learner: sessions with client activity since the last `take_touched`.
+    touched: BTreeSet<SessionId>,
+    /// Learner: client `sync`s sent to the leader, answered in order by `sync_done`.
+    pending_syncs: VecDeque<(ConnId, i32, String)>,
 }
 
 /// Monotonic time (ms) and wall-clock time (ms since the epoch), passed in by the shell.
@@ -162,11 +225,19 @@ impl Engine {
             in_flight: VecDeque::new(),
             proposals: Vec::new(),
             auto_commit: true,
+            role: Role::Standalone,
+            forwards: Vec::new(),
+            forwarded_origins: HashMap::new(),
+            touched: BTreeSet::new(),
+            pending_syncs: VecDeque::new(),
         }
     }
 
     /// Starts from a restored tree and its sessions (fresh timeouts from `now`).
     pub fn restore(&mut self, tree: DataTree, sessions: &[(SessionId, i32)], now: Now) {
+        // The session table is replaced (a learner loading its leader's snapshot, or reloading
+        // after a TRUNC), not merged.
+        self.sessions = Sessions::new(self.cfg.server_id, self.cfg.tick_ms, now.mono_ms);
         self.tree = tree;
         self.tree.extended_types = self.cfg.ops.extended_types;
         self.last_prepared_zxid = self.tree.last_processed_zxid;
@@ -189,7 +260,8 @@ impl Engine {
     /// Requests received and not yet answered (srvr's `Outstanding`, mntr's
     /// `zk_outstanding_requests`): writes waiting for their fsync and requests held behind them.
     pub fn outstanding_requests(&self) -> usize {
-        self.in_flight.len() + self.conns.values().map(|c| c.waiting.len()).sum::<usize>()
+        let forwarded = self.forwarded_origins.values().map(|q| q.len()).sum::<usize>();
+        self.in_flight.len() + forwarded + self.conns.values().map(|c| c.waiting.len()).sum::<usize>()
     }
 
     pub fn last_zxid(&self) -> Zxid {
@@ -247,11 +319,13 @@ impl Engine {
             let f = self.in_flight.pop_front().unwrap();
             let r = self.apply_txn(&f.proposal.hdr, &f.proposal.txn, out);
             self.pending.committed(f.proposal.hdr.zxid);
-            self.answer(f, r, now, out);
+            self.answer(&f.proposal.hdr, f.origin, r, now, out);
         }
     }
 
-    /// Applies a txn and delivers the watch events it fires, before anything else is sent.
+    /// Applies a txn and delivers the watch events it fires, before anything else is sent. Shared
+    /// by every role: the leader's and standalone's own txns (`committed`) and the txns a learner
+    /// gets from its leader (`apply_committed`) fire watches identically.
     fn apply_txn(&mut self, hdr: &TxnHeader, txn: &Txn, out: &mut Vec<Output>) -> TxnResult {
         let mut triggers: Vec<Trigger> = Vec::new();
         let r = self.tree.apply(hdr, txn, &mut triggers);
@@ -273,9 +347,9 @@ impl Engine {
         r
     }
 
-    fn answer(&mut self, f: InFlight, r: TxnResult, now: Now, out: &mut Vec<Output>) {
-        let zxid = f.proposal.hdr.zxid;
-        match f.origin {
+    fn answer(&mut self, hdr: &TxnHeader, origin: Origin, r: TxnResult, now: Now, out: &mut Vec<Output>) {
+        let zxid = hdr.zxid;
+        match origin {
             Origin::Client { conn, xid, op, received_ms } => {
                 let latency = now.mono_ms.saturating_sub(received_ms);
                 self.stats.record_latency(latency);
@@ -291,7 +365,7 @@ impl Engine {
                 self.write_done(conn, now, out);
             }
             Origin::CloseSession { conn, xid } => {
-                let sid = SessionId(f.proposal.hdr.client_id);
+                let sid = SessionId(hdr.client_id);
                 self.sessions.remove(sid);
                 if self.session_conn.get(&sid) == Some(&conn) {
                     self.session_conn.remove(&sid);
@@ -304,15 +378,25 @@ impl Engine {
                 self.send_connect_response(out, conn, &resp);
                 self.write_done(conn, now, out);
             }
-            Origin::Expiry => {
-                let sid = SessionId(f.proposal.hdr.client_id);
-                self.sessions.remove(sid);
-                if let Some(conn) = self.session_conn.remove(&sid) {
-                    self.disconnect(conn);
-                    out.push(Output::Close(conn));
+            Origin::Expiry => self.session_gone(SessionId(hdr.client_id), out),
+            Origin::Reaper => {}
+            Origin::Remote => {
+                // The learner that forwarded the request answers its client; here the session
+                // table only has to follow a close.
+                if r.txn_type == CLOSE_SESSION {
+                    self.session_gone(SessionId(hdr.client_id), out);
                 }
             }
-            Origin::Reaper => {}
+        }
+    }
+
+    /// A session ended without its connection here asking for it (expiry, or a close decided
+    /// elsewhere in the ensemble): forget it and drop the connection attached to it, if any.
+    fn session_gone(&mut self, sid: SessionId, out: &mut Vec<Output>) {
+        self.sessions.remove(sid);
+        if let Some(conn) = self.session_conn.remove(&sid) {
+            self.disconnect(conn);
+            out.push(Output::Close(conn));
         }
     }
 
@@ -369,7 +453,14 @@ impl Engine {
                 c.pending_writes += 1;
             }
             let resp = ConnectResponse { protocol_version: 0, time_out: timeout, session_id: sid.0, passwd: s.passwd.to_vec(), read_only: ro };
-            self.propose(sid, 0, Txn::CreateSession { timeout }, now, Origin::Connect { conn, resp }, &mut out);
+            if self.role == Role::Learner {
+                // The leader logs the createSession (with the timeout negotiated here) and starts
+                // tracking the session's expiry; the client hears of it once that txn comes back.
+                let body = timeout.to_be_bytes().to_vec();
+                self.forward(sid, 0, OpCode::CreateSession.code(), body, Vec::new(), Origin::Connect { conn, resp });
+            } else {
+                self.propose(sid, 0, Txn::CreateSession { timeout }, now, Origin::Connect { conn, resp }, &mut out);
+            }
             return out;
         }
         let sid = SessionId(req.session_id);
@@ -392,6 +483,9 @@ impl Engine {
             }
         }
         self.sessions.set_timeout(sid, timeout, now.mono_ms);
+        if self.role == Role::Learner {
+            self.touched.insert(sid);
+        }
         self.attach(conn, sid, now);
         let passwd = self.sessions.get(sid).unwrap().passwd.to_vec();
         let resp = ConnectResponse { protocol_version: 0, time_out: timeout, session_id: sid.0, passwd, read_only: ro };
@@ -436,6 +530,10 @@ impl Engine {
             out.push(Output::Close(conn));
             return out;
         }
+        if self.role == Role::Learner {
+            // Only the leader expires sessions: it hears of this activity in our next PING reply.
+            self.touched.insert(sid);
+        }
         // Per-connection order: anything but a write waits behind this connection's writes in
         // flight; a write waits only behind requests already waiting.
         let c = self.conns.get_mut(&conn).unwrap();
@@ -474,6 +572,14 @@ impl Engine {
                 self.send(out, conn, f);
             }
             OpCode::SetWatches | OpCode::SetWatches2 => self.set_watches(conn, sid, h.xid, op, body, out),
+            OpCode::CloseSession if self.role == Role::Learner => {
+                // The leader lists the session's ephemerals: only it sees every pending change.
+                self.sessions.set_closing(sid);
+                let Some(c) = self.conns.get_mut(&conn) else { return };
+                c.pending_writes += 1;
+                let auth = c.auth.clone();
+                self.forward(sid, h.xid, op.code(), body.to_vec(), auth, Origin::CloseSession { conn, xid: h.xid });
+            }
             OpCode::CloseSession => {
                 let paths = self.session_ephemerals(sid);
                 self.sessions.set_closing(sid);
@@ -577,28 +683,39 @@ impl Engine {
 
     #[allow(clippy::too_many_arguments)]
     fn write(&mut self, conn: ConnId, sid: SessionId, xid: i32, op: OpCode, body: &[u8], now: Now, out: &mut Vec<Output>) {
+        let origin = Origin::Client { conn, xid, op, received_ms: now.mono_ms };
+        if self.role == Role::Learner {
+            // Prepared by the leader against the ensemble's pending changes; answered when its
+            // txn is applied here. Counting it as in flight keeps this connection's later reads
+            // behind it, as for a local write.
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            c.pending_writes += 1;
+            let auth = c.auth.clone();
+            self.forward(sid, xid, op.code(), body.to_vec(), auth, origin);
+            return;
+        }
         let zxid = self.last_prepared_zxid + 1;
-        let prepared = {
-            let auth = &self.conns[&conn].auth;
-            let mut ctx = WriteCtx {
-                view: PendingView::new(&self.tree, &mut self.pending, zxid),
-                auth: AuthContext { ids: auth, skip_acl: self.cfg.skip_acl },
-                session: sid,
-                cfg: &self.cfg.ops,
-                zxid,
-                time: now.wall_ms,
-            };
-            prep_write(&mut ctx, op, body)
-        };
-        // A failed check still becomes a txn: failed writes consume a zxid, as in Apache.
-        let txn = prepared.unwrap_or_else(|e| Txn::Error { err: e.code() });
+        let txn = prep_txn(&self.tree, &mut self.pending, &self.cfg, &self.conns[&conn].auth, sid, zxid, now, op, body);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.pending_writes += 1;
         }
-        self.propose(sid, xid, txn, now, Origin::Client { conn, xid, op, received_ms: now.mono_ms }, out);
+        self.propose(sid, xid, txn, now, origin, out);
     }
 
     fn read(&mut self, conn: ConnId, sid: SessionId, xid: i32, op: OpCode, body: &[u8], out: &mut Vec<Output>) {
+        if op == OpCode::Sync && self.role == Role::Learner {
+            // A learner's `sync` goes through the leader: the answer comes once this server has
+            // applied everything the leader had proposed when it saw the sync. Requests behind it
+            // on this connection wait, as behind a write.
+            let path = decode::<PathRequest>(body).map(|r| r.path).unwrap_or_default();
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.pending_writes += 1;
+            }
+            let auth = self.conns[&conn].auth.clone();
+            self.forwards.push(Forward { session: sid, cxid: xid, op_type: OpCode::Sync.code(), body: body.to_vec(), auth });
+            self.pending_syncs.push_back((conn, xid, path));
+            return;
+        }
         let last = self.tree.last_processed_zxid;
         let auth_ids = self.conns[&conn].auth.clone();
         let mut ctx = ReadCtx {
@@ -620,6 +737,11 @@ impl Engine {
     /// Expires sessions whose bucket has passed and reaps empty containers and expired TTL nodes.
     pub fn tick(&mut self, now: Now) -> Vec<Output> {
         let mut out = Vec::new();
+        if self.role == Role::Learner {
+            // The leader expires sessions and reaps containers for the whole ensemble; a learner
+            // applies the txns it commits for them.
+            return out;
+        }
         for sid in self.sessions.expired(now.mono_ms) {
             let timeout = self.sessions.get(sid).map_or(0, |s| s.timeout_ms);
             tracing::info!(session = %sid, "Expiring session {}, timeout of {}ms exceeded", sid, timeout);
@@ -683,6 +805,21 @@ impl Engine {
     }
 }
 
+/// Checks a write against the tree plus the pending changes, given its zxid. A failed check
+/// still becomes a txn: failed writes consume a zxid, as in Apache.
+#[allow(clippy::too_many_arguments)]
+fn prep_txn(tree: &DataTree, pending: &mut Pending, cfg: &EngineConfig, auth: &[Id], sid: SessionId, zxid: i64, now: Now, op: OpCode, body: &[u8]) -> Txn {
+    let mut ctx = WriteCtx {
+        view: PendingView::new(tree, pending, zxid),
+        auth: AuthContext { ids: auth, skip_acl: cfg.skip_acl },
+        session: sid,
+        cfg: &cfg.ops,
+        zxid,
+        time: now.wall_ms,
+    };
+    prep_write(&mut ctx, op, body).unwrap_or_else(|e| Txn::Error { err: e.code() })
+}
+
 /// Whether a request frame is a write (it takes a zxid and goes through the log).
 fn frame_is_write(frame: &[u8]) -> bool {
     let op = i32::from_be_bytes(frame[4..8].try_into().unwrap());
@@ -741,5 +878,7 @@ fn read_op(ctx: &mut ReadCtx<'_>, op: OpCode, body: &[u8], auth: &[Id]) -> Resul
     })
 }
 
+#[cfg(test)]
+mod role_tests;
 #[cfg(test)]
 mod tests;

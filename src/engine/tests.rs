@@ -5,26 +5,29 @@ use crate::jute::{Jute, Reader, Writer};
 use crate::server::config::ServerConfig;
 use crate::tree::acl::open_acl_unsafe;
 
-fn engine_with(extra: &str) -> Engine {
+pub(super) fn server_config(extra: &str) -> ServerConfig {
     let text = format!("tickTime=2000\ndataDir=/tmp/rzk-engine-test\nclientPort=2181\nextendedTypesEnabled=true\n{extra}");
-    let cfg = ServerConfig::parse(&text, "zoo.cfg").unwrap();
-    Engine::new(EngineConfig::from_server_config(&cfg), at(0))
+    ServerConfig::parse(&text, "zoo.cfg").unwrap()
 }
 
-fn at(ms: u64) -> Now {
+pub(super) fn engine_with(extra: &str) -> Engine {
+    Engine::new(EngineConfig::from_server_config(&server_config(extra)), at(0))
+}
+
+pub(super) fn at(ms: u64) -> Now {
     Now { mono_ms: 1_000_000 + ms, wall_ms: 1_700_000_000_000 + ms as i64 }
 }
 
 /// A reply or notification as received.
 #[derive(Debug)]
-struct Frame {
-    xid: i32,
-    zxid: i64,
-    err: i32,
-    body: Vec<u8>,
+pub(super) struct Frame {
+    pub(super) xid: i32,
+    pub(super) zxid: i64,
+    pub(super) err: i32,
+    pub(super) body: Vec<u8>,
 }
 
-fn frames_for(out: &[Output], conn: ConnId) -> Vec<Frame> {
+pub(super) fn frames_for(out: &[Output], conn: ConnId) -> Vec<Frame> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send(c, f) if *c == conn => {
@@ -37,14 +40,14 @@ fn frames_for(out: &[Output], conn: ConnId) -> Vec<Frame> {
         .collect()
 }
 
-struct Client {
-    conn: ConnId,
-    xid: i32,
-    session: i64,
-    passwd: Vec<u8>,
+pub(super) struct Client {
+    pub(super) conn: ConnId,
+    pub(super) xid: i32,
+    pub(super) session: i64,
+    pub(super) passwd: Vec<u8>,
 }
 
-fn connect(e: &mut Engine, conn: ConnId, t: u64) -> Client {
+pub(super) fn connect(e: &mut Engine, conn: ConnId, t: u64) -> Client {
     e.open(conn, "127.0.0.1:5000".parse().unwrap(), at(t));
     let req = ConnectRequest { time_out: 4000, passwd: Some(vec![0; 16]), read_only: Some(false), ..Default::default() };
     let out = e.connect(conn, &req.to_bytes(), at(t));
@@ -55,7 +58,7 @@ fn connect(e: &mut Engine, conn: ConnId, t: u64) -> Client {
 }
 
 impl Client {
-    fn send(&mut self, e: &mut Engine, op: i32, body: &[u8], t: u64) -> Vec<Output> {
+    pub(super) fn send(&mut self, e: &mut Engine, op: i32, body: &[u8], t: u64) -> Vec<Output> {
         self.xid += 1;
         let mut w = Writer::new();
         RequestHeader { xid: self.xid, op }.write(&mut w);
@@ -63,16 +66,16 @@ impl Client {
         e.request(self.conn, &w.buf, at(t))
     }
     /// Sends a request and returns this client's reply to it.
-    fn call(&mut self, e: &mut Engine, op: i32, body: &[u8]) -> Frame {
+    pub(super) fn call(&mut self, e: &mut Engine, op: i32, body: &[u8]) -> Frame {
         let out = self.send(e, op, body, 0);
         let xid = self.xid;
         frames_for(&out, self.conn).into_iter().find(|f| f.xid == xid).expect("reply")
     }
-    fn create(&mut self, e: &mut Engine, path: &str, data: &[u8], flags: i32) -> Frame {
+    pub(super) fn create(&mut self, e: &mut Engine, path: &str, data: &[u8], flags: i32) -> Frame {
         let req = CreateRequest { path: path.into(), data: Some(data.to_vec()), acl: open_acl_unsafe(), flags };
         self.call(e, 1, &req.to_bytes())
     }
-    fn get_data(&mut self, e: &mut Engine, path: &str, watch: bool) -> Frame {
+    pub(super) fn get_data(&mut self, e: &mut Engine, path: &str, watch: bool) -> Frame {
         self.call(e, 4, &PathWatchRequest { path: path.into(), watch }.to_bytes())
     }
 }

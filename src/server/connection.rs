@@ -120,6 +120,12 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         {
             let now = shared.now();
             let mut st = shared.state.lock();
+            // An ensemble member serves clients only while its role is established (Apache closes
+            // them with "ZooKeeperServer not running").
+            if st.quorum.as_ref().is_some_and(|q| !q.serving) {
+                tracing::info!("closing a client connection from {peer}: this server is not serving (no established leader)");
+                break;
+            }
             let out = if established { st.engine.request(conn, &body, now) } else { st.engine.connect(conn, &body, now) };
             let closing = out.iter().any(|o| matches!(o, crate::engine::Output::Close(c) if *c == conn));
             st.dispatch(out);

@@ -21,7 +21,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub type LogSender = Sender<Vec<Proposal>>;
+pub type LogSender = Sender<LogMsg>;
+
+/// What the log thread is asked to do, in order.
+pub enum LogMsg {
+    Append(Vec<Proposal>),
+    /// End the current file (the next append starts a new one).
+    Roll(Sender<()>),
+    /// Drop every txn after this zxid (a learner told TRUNC); the generation is the one the
+    /// reports after it must carry.
+    Truncate(i64, u64, Sender<Result<(), String>>),
+}
 
 /// What start-up restored from the dataDir.
 pub struct Loaded {
@@ -29,7 +39,7 @@ pub struct Loaded {
     pub sessions: Vec<(SessionId, i32)>,
 }
 
-fn snapshot_options(cfg: &ServerConfig) -> Result<SnapshotOptions, String> {
+pub fn snapshot_options(cfg: &ServerConfig) -> Result<SnapshotOptions, String> {
     let compression = Compression::from_config(&cfg.snapshot_compression_method).map_err(|e| e.to_string())?;
     // Without the digest section the 3.9 trailer is left out too: a reader cannot tell a trailer
     // from a digest section (Apache's readers decide by their own digest setting), while a file
@@ -85,7 +95,12 @@ pub fn load(cfg: &ServerConfig) -> Result<Loaded, String> {
         started.elapsed().as_millis(),
         r.txns_replayed
     );
-    write_snapshot(&snap_dir, &tree, &r.sessions, &snapshot_options(cfg)?).map_err(|e| e.to_string())?;
+    // Standalone (as Apache's ZooKeeperServer.loadData) snapshots what it restored. An ensemble
+    // member does not: its log may end in txns no leader committed, which a TRUNC must be able
+    // to take back.
+    if !cfg.is_quorum() {
+        write_snapshot(&snap_dir, &tree, &r.sessions, &snapshot_options(cfg)?).map_err(|e| e.to_string())?;
+    }
     Ok(Loaded { tree, sessions: r.sessions })
 }
 
@@ -112,22 +127,36 @@ fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
 
 /// Applies and answers txns once the log thread reports them durable, coalescing reports that
 /// arrive while it is busy.
-fn commit_loop(shared: Arc<Shared>, rx: Receiver<i64>) {
-    while let Ok(mut last) = rx.recv() {
-        while let Ok(more) = rx.try_recv() {
-            last = last.max(more);
+fn commit_loop(shared: Arc<Shared>, rx: Receiver<(i64, u64)>) {
+    while let Ok((mut last, mut generation_)) = rx.recv() {
+        while let Ok((more, g)) = rx.try_recv() {
+            if g != generation_ {
+                // Reports from before a truncation are stale: only the newest generation counts.
+                last = more;
+                generation_ = g;
+            } else {
+                last = last.max(more);
+            }
         }
         let now: Now = shared.now();
         let mut st = shared.state.lock();
+        if st.quorum.is_some() {
+            // In an ensemble, durable is not committed: the peer ACKs (or, leading, counts its
+            // own ACK) and commits when a quorum has logged it.
+            super::quorum::logged(&shared, &mut st, last, generation_);
+            continue;
+        }
         let mut out = Vec::new();
         st.engine.committed(last, now, &mut out);
         st.dispatch(out);
     }
 }
 
-fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<Vec<Proposal>>, snap_opts: SnapshotOptions) {
+fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>, snap_opts: SnapshotOptions) {
     let cfg = &shared.config;
-    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<i64>();
+    let quorum_mode = cfg.is_quorum();
+    let mut generation = 0u64;
+    let (commit_tx, commit_rx) = std::sync::mpsc::channel::<(i64, u64)>();
     let committer = {
         let shared = shared.clone();
         std::thread::Builder::new().name("rzk-commit".into()).spawn(move || commit_loop(shared, commit_rx))
@@ -142,18 +171,42 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<Vec<Prop
     let warn_ms = fsync_warning_ms(cfg);
     let snapshot_running = Arc::new(AtomicBool::new(false));
     // Proposals taken from the channel while deciding where to commit, for the next round.
-    let mut carry: Option<Vec<Proposal>> = None;
+    let mut carry: Option<LogMsg> = None;
     loop {
-        let mut batch = match carry.take() {
-            Some(b) => b,
+        let msg = match carry.take() {
+            Some(m) => m,
             None => match rx.recv() {
-                Ok(b) => b,
+                Ok(m) => m,
                 Err(_) => break,
             },
         };
+        let mut batch = match msg {
+            LogMsg::Append(b) => b,
+            LogMsg::Roll(done) => {
+                if let Err(e) = writer.roll() {
+                    fatal("rolling the txn log", e);
+                }
+                let _ = done.send(());
+                continue;
+            }
+            LogMsg::Truncate(zxid, generation_, done) => {
+                generation = generation_;
+                let r = writer.close().map_err(|e| e.to_string()).and_then(|_| crate::storage::txnlog::truncate_after(&cfg.txn_log_dir(), &cfg.snap_dir(), zxid).map_err(|e| e.to_string()));
+                writer = TxnLogWriter::with_prealloc(cfg.txn_log_dir(), cfg.pre_alloc_size_kb * 1024);
+                let _ = done.send(r);
+                continue;
+            }
+        };
         // Group commit: everything proposed while the previous fsync ran shares this one.
+        // Anything else waits for the next round, in order.
         while let Ok(more) = rx.try_recv() {
-            batch.extend(more);
+            match more {
+                LogMsg::Append(b) => batch.extend(b),
+                other => {
+                    carry = Some(other);
+                    break;
+                }
+            }
         }
         for p in &batch {
             if let Err(e) = writer.append(&p.hdr, &p.txn, None) {
@@ -180,9 +233,13 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<Vec<Prop
         // write and fsync overlap with this batch's replies. When nothing else is waiting to be
         // logged, answering here saves a thread hand-off on the latency of a lone write. Either
         // way `committed` applies everything up to `last` in zxid order, whoever gets there first.
-        carry = rx.try_recv().ok();
-        if carry.is_some() {
-            if commit_tx.send(last).is_err() {
+        if carry.is_none() {
+            carry = rx.try_recv().ok();
+        }
+        // In an ensemble the report always goes through the commit thread: this thread must
+        // never wait for the state lock, which a TRUNC holds while it waits for this thread.
+        if carry.is_some() || quorum_mode {
+            if commit_tx.send((last, generation)).is_err() {
                 fatal("handing committed txns over", "the commit thread is gone");
             }
         } else {

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod durability;
 pub mod four_letter;
 pub mod metrics;
+pub mod quorum;
 
 
 use crate::engine::{ConnId, Engine, EngineConfig, Now, Output};
@@ -37,14 +38,28 @@ pub struct State {
     pub trace_mask: i64,
     /// Where proposed txns go to be logged (None: in-memory, the engine applies at once).
     log: Option<durability::LogSender>,
+    /// The ensemble side (None when standalone).
+    pub quorum: Option<quorum::QuorumState>,
+    /// The server itself, for what the quorum shell starts from under the lock.
+    shared: std::sync::Weak<Shared>,
 }
 
 impl State {
     pub fn dispatch(&mut self, outputs: Vec<Output>) {
-        // Proposals are handed to the log thread under the lock, so it sees them in zxid order.
-        if let Some(log) = &self.log {
+        if self.quorum.is_some() {
+            // Writes first (they were prepared before these outputs were produced); the
+            // leader proposes them to the quorum, a learner forwards them to its leader.
             let props = self.engine.take_proposals();
-            if !props.is_empty() && log.send(props).is_err() {
+            if !props.is_empty() {
+                if let Some(shared) = self.shared.upgrade() {
+                    quorum::propose(&shared, self, props);
+                }
+            }
+            quorum::forward(self);
+        } else if let Some(log) = &self.log {
+            // Proposals are handed to the log thread under the lock, so it sees them in zxid order.
+            let props = self.engine.take_proposals();
+            if !props.is_empty() && log.send(durability::LogMsg::Append(props)).is_err() {
                 tracing::error!("the txn log thread is gone; exiting");
                 std::process::exit(3);
             }
@@ -63,6 +78,38 @@ impl State {
                 }
             }
         }
+    }
+
+    fn log_send(&self, m: durability::LogMsg) {
+        if let Some(log) = &self.log {
+            if log.send(m).is_err() {
+                tracing::error!("the txn log thread is gone; exiting");
+                std::process::exit(3);
+            }
+        }
+    }
+
+    /// Hands txns to the log thread (quorum mode: its report comes back through `quorum::logged`).
+    pub fn log_proposals(&mut self, props: Vec<crate::engine::Proposal>) {
+        if !props.is_empty() {
+            self.log_send(durability::LogMsg::Append(props));
+        }
+    }
+
+    /// Ends the current log file (after a snapshot from the leader replaced the state).
+    pub fn log_roll(&mut self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.log_send(durability::LogMsg::Roll(tx));
+        let _ = rx.recv();
+    }
+
+    /// Drops every logged txn after `zxid` (TRUNC), waiting until the log thread has done it.
+    /// The log thread never takes the state lock in quorum mode, so waiting here is safe.
+    pub fn log_truncate(&mut self, zxid: crate::types::Zxid) -> Result<(), String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let generation_ = self.quorum.as_ref().map_or(0, |q| q.log_generation);
+        self.log_send(durability::LogMsg::Truncate(zxid.0, generation_, tx));
+        rx.recv().map_err(|_| "the txn log thread is gone".to_string())?
     }
 }
 
@@ -144,7 +191,10 @@ pub struct Server {
 
 impl Server {
     /// Binds the client port. Fails with a clear message if the port is taken.
-    pub async fn bind(config: ServerConfig) -> std::io::Result<Server> {
+    pub async fn bind(mut config: ServerConfig) -> std::io::Result<Server> {
+        if config.is_quorum() && config.server_id == 0 {
+            config.server_id = quorum::read_myid(&config.data_dir).map_err(std::io::Error::other)?;
+        }
         let addr = config.client_listen_addr().ok_or_else(|| std::io::Error::other("clientPort is not set"))?;
         let listener = TcpListener::bind(&addr)
             .await
@@ -154,19 +204,39 @@ impl Server {
         let now = Now { mono_ms: start_wall_ms as u64, wall_ms: start_wall_ms };
         let mut engine = Engine::new(EngineConfig::from_server_config(&config), now);
         let loaded = durability::load(&config).map_err(std::io::Error::other)?;
+        let last_logged = crate::types::Zxid(loaded.tree.last_processed_zxid);
         engine.restore(loaded.tree, &loaded.sessions, now);
         engine.auto_commit = false;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State { engine, outboxes: HashMap::new(), per_ip: HashMap::new(), trace_mask: 306, log: None }),
+        let quorum = if config.is_quorum() {
+            // Until a leader is established the server only answers four-letter words.
+            engine.set_role(crate::engine::Role::Learner, now);
+            Some(quorum::init(&config, last_logged).map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        let listen_port = Some(listener.local_addr()?.port());
+        let shared = Arc::new_cyclic(|weak| Shared {
+            state: Mutex::new(State {
+                engine,
+                outboxes: HashMap::new(),
+                per_ip: HashMap::new(),
+                trace_mask: 306,
+                log: None,
+                quorum,
+                shared: weak.clone(),
+            }),
             config,
             clock_start,
             start_wall_ms,
             next_conn: AtomicU64::new(1),
-            listen_port: Some(listener.local_addr()?.port()),
+            listen_port,
             fsyncs: Mutex::new(FsyncStats::default()),
         });
         let (log, _log_thread) = durability::start(shared.clone()).map_err(std::io::Error::other)?;
         shared.state.lock().log = Some(log);
+        if shared.config.is_quorum() {
+            quorum::start(&shared).map_err(std::io::Error::other)?;
+        }
         tracing::info!("binding to port {}", listener.local_addr()?);
         // The HTTP endpoints: a taken admin port only warns (as Apache); a taken metrics port
         // fails only when the Prometheus provider was configured explicitly.
@@ -239,5 +309,8 @@ async fn tick_loop(shared: Arc<Shared>) {
         let mut st = shared.state.lock();
         let out = st.engine.tick(now);
         st.dispatch(out);
+        if st.quorum.is_some() {
+            quorum::tick(&shared, &mut st);
+        }
     }
 }

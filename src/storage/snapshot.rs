@@ -503,15 +503,9 @@ pub fn read_snapshot(path: &Path, extended_types: bool) -> Result<LoadedSnapshot
     }
 }
 
-type Parsed = (DataTree, Vec<(SessionId, i32)>, i32, i64, Option<ZxidDigest>, Option<i64>);
-
-fn parse<Rd: Read>(r: &mut In<Rd>, extended_types: bool) -> R<Parsed> {
-    let magic = r.i32()?;
-    let version = r.i32()?;
-    let dbid = r.i64()?;
-    if magic != SNAP_MAGIC {
-        return Err(ReadErr::Bad(0, format!("mismatching magic headers {magic} != {SNAP_MAGIC}")));
-    }
+/// Sessions, the ACL cache and the nodes up to the "/" terminator: the part of a snapshot a
+/// leader also sends a learner after SNAP.
+fn parse_body<Rd: Read>(r: &mut In<Rd>, extended_types: bool) -> R<(DataTree, Vec<(SessionId, i32)>)> {
     let count = r.i32()?;
     let mut sessions = Vec::with_capacity(count.clamp(0, 1 << 16) as usize);
     for _ in 0..count.max(0) {
@@ -551,6 +545,67 @@ fn parse<Rd: Read>(r: &mut In<Rd>, extended_types: bool) -> R<Parsed> {
         loader.insert_node(&path, data, acl, (&s).into()).map_err(|e| ReadErr::Bad(at, e.to_string()))?;
     }
     let tree = loader.finish().map_err(|e| ReadErr::Bad(r.pos, e.to_string()))?;
+    Ok((tree, sessions))
+}
+
+/// What a leader writes after a SNAP packet (Apache's `ZKDatabase.serializeSnapshot` + the
+/// "BenWasHere" signature): sessions, ACL cache, nodes and "/", with no file header, seals or
+/// digest.
+pub fn write_snap_stream(out: &mut Vec<u8>, tree: &DataTree, sessions: &[(SessionId, i32)]) {
+    let mut w = Writer { buf: std::mem::take(out) };
+    let acls = tree.acl_cache_entries();
+    w.write_i32(sessions.len() as i32);
+    for (id, timeout) in sessions {
+        w.write_i64(id.0);
+        w.write_i32(*timeout);
+    }
+    w.write_i32(acls.len() as i32);
+    for (id, list) in &acls {
+        w.write_i64(*id);
+        w.write_i32(list.len() as i32);
+        for a in list {
+            a.write(&mut w);
+        }
+    }
+    let _ = tree.for_each_snapshot_node(|path, data, acl, stat| {
+        w.write_str(path);
+        w.write_buffer(data);
+        w.write_i64(acl);
+        stat.write(&mut w);
+        Ok::<(), ()>(())
+    });
+    w.write_str("/");
+    w.write_str("BenWasHere");
+    *out = w.buf;
+}
+
+/// Reads the stream `write_snap_stream` writes (from a leader, Apache's or ours) and checks
+/// the signature; the tree's last processed zxid is left for the caller (the SNAP's zxid).
+pub fn read_snap_stream(r: &mut impl Read, extended_types: bool) -> std::result::Result<(DataTree, Vec<(SessionId, i32)>), String> {
+    let mut input = In { inner: r, adler: adler2::Adler32::new(), pos: 0, limit: None };
+    let describe = |e: ReadErr| match e {
+        ReadErr::Eof(at) => format!("unexpected end of stream at offset {at}"),
+        ReadErr::Bad(at, why) => format!("{why} at offset {at}"),
+        ReadErr::Io(e) => format!("read error: {e}"),
+    };
+    let (tree, sessions) = parse_body(&mut input, extended_types).map_err(describe)?;
+    let sig = input.string().map_err(describe)?;
+    if sig != "BenWasHere" {
+        return Err(format!("Missing signature. Got {sig}"));
+    }
+    Ok((tree, sessions))
+}
+
+type Parsed = (DataTree, Vec<(SessionId, i32)>, i32, i64, Option<ZxidDigest>, Option<i64>);
+
+fn parse<Rd: Read>(r: &mut In<Rd>, extended_types: bool) -> R<Parsed> {
+    let magic = r.i32()?;
+    let version = r.i32()?;
+    let dbid = r.i64()?;
+    if magic != SNAP_MAGIC {
+        return Err(ReadErr::Bad(0, format!("mismatching magic headers {magic} != {SNAP_MAGIC}")));
+    }
+    let (tree, sessions) = parse_body(r, extended_types)?;
     r.check_seal(1)?;
     // Digest section: EOF means an older snapshot without one.
     let digest = match (|| -> R<ZxidDigest> { Ok(ZxidDigest { zxid: r.i64()?, version: r.i32()?, digest: r.i64()? as u64 }) })() {

@@ -669,3 +669,33 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n)
 }
+
+/// A learner's TRUNC (Apache's `FileTxnLog.truncate`): removes every txn after `zxid` — later
+/// log files entirely, the rest of the file holding `zxid` from the first entry after it — and
+/// every snapshot named after a later zxid (it may hold txns the leader never committed).
+pub fn truncate_after(dir: &Path, snap_dir: &Path, zxid: i64) -> Result<()> {
+    let files = list_files(dir, LOG_PREFIX)?;
+    for (start, path) in &files {
+        if *start > zxid {
+            tracing::info!("TRUNC: removing {}", path.display());
+            std::fs::remove_file(path).map_err(io_err(path))?;
+        }
+    }
+    if let Some((start, path)) = files.iter().rev().find(|(s, _)| *s <= zxid) {
+        let mut r = TxnLogReader::with_files(vec![(*start, path.clone())], i64::MIN);
+        while let Some(e) = r.next_entry()? {
+            if e.hdr.zxid > zxid {
+                truncate_at(path, e.offset)?;
+                break;
+            }
+        }
+    }
+    for (z, p) in list_files(snap_dir, "snapshot")? {
+        if z > zxid {
+            tracing::info!("TRUNC: removing {}", p.display());
+            std::fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+    }
+    sync_dir(snap_dir)?;
+    sync_dir(dir)
+}

@@ -12,6 +12,8 @@
 
 pub mod election;
 pub mod packet;
+pub mod peer;
+pub mod sim;
 
 use std::collections::BTreeMap;
 use std::fmt;
