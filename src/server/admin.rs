@@ -280,6 +280,7 @@ pub fn command(name: &str, query: Option<&str>, engine: &mut Engine, trace_mask:
         listen_port: ctx.listen_port,
         trace_mask,
         digest_log: &[],
+        quorum: None,
     };
     match primary {
         "configuration" => configuration(&mut data, ctx),

@@ -44,6 +44,7 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         let text = {
             let mut st = shared.state.lock();
             let st = &mut *st;
+            let quorum = st.quorum.as_ref().map(|q| q.info());
             let mut ctx = four_letter::Context {
                 engine: &mut st.engine,
                 config: &shared.config,
@@ -53,6 +54,7 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
                 listen_port: shared.listen_port,
                 trace_mask: &mut st.trace_mask,
                 digest_log: &[],
+                quorum,
             };
             four_letter::handle(cmd, mask, &mut ctx)
         };

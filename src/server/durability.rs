@@ -96,9 +96,11 @@ pub fn load(cfg: &ServerConfig) -> Result<Loaded, String> {
         r.txns_replayed
     );
     // Standalone (as Apache's ZooKeeperServer.loadData) snapshots what it restored. An ensemble
-    // member does not: its log may end in txns no leader committed, which a TRUNC must be able
-    // to take back.
-    if !cfg.is_quorum() {
+    // member only does when it has no snapshot yet (Apache's snapshot.0 of a fresh server): its
+    // log may end in txns no leader committed, which a TRUNC must be able to take back (and a
+    // TRUNC removes snapshots newer than its zxid).
+    let had_snapshot = r.snapshot.is_some();
+    if !cfg.is_quorum() || !had_snapshot {
         write_snapshot(&snap_dir, &tree, &r.sessions, &snapshot_options(cfg)?).map_err(|e| e.to_string())?;
     }
     Ok(Loaded { tree, sessions: r.sessions })

@@ -94,6 +94,23 @@ pub struct Context<'a> {
     /// Recorded tree digests `(zxid, digest)` for `hash`, oldest first. Apache keeps one every 128
     /// zxids, at most 1024; pass `&[]` when none are kept.
     pub digest_log: &'a [(i64, u64)],
+    /// The server's place in its ensemble (None: standalone).
+    pub quorum: Option<QuorumInfo>,
+}
+
+/// What srvr/stat/mntr show about an ensemble member.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QuorumInfo {
+    /// `leader`, `follower`, `observer` (or `looking`).
+    pub mode: &'static str,
+    /// mntr's `zk_peer_state`, e.g. `leading - broadcast`.
+    pub peer_state: &'static str,
+    pub serving: bool,
+    pub quorum_size: usize,
+    /// Leader only: (learners, synced followers, synced observers, pending syncs).
+    pub leader: Option<(usize, usize, usize, usize)>,
+    /// Leader only: proposal sizes last/min/max (-1 before any).
+    pub proposal_sizes: (i64, i64, i64),
 }
 
 /// The full Apache flow for a command received on a new connection: counts it as a received
@@ -103,6 +120,10 @@ pub fn handle(cmd: &str, stmk_mask: Option<i64>, ctx: &mut Context<'_>) -> Strin
     ctx.engine.stats.packets_received += 1;
     if let Err(text) = check_whitelist(cmd, ctx.config) {
         return text;
+    }
+    if ctx.quorum.is_some_and(|q| !q.serving) {
+        // An ensemble member without an established leader answers like Apache while LOOKING.
+        return not_serving(cmd, *ctx.trace_mask);
     }
     let text = if cmd == "stmk" { run_stmk(stmk_mask.unwrap_or(*ctx.trace_mask), ctx) } else { run(cmd, ctx) };
     // Apache counts each 8192-char buffer it writes for a command as a packet sent.
@@ -355,7 +376,7 @@ fn stat(ctx: &Context<'_>, with_clients: bool) -> String {
     let st = &ctx.engine.stats;
     let _ = write!(
         out,
-        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         min,
         java_double(avg),
         max,
@@ -364,8 +385,13 @@ fn stat(ctx: &Context<'_>, with_clients: bool) -> String {
         num_connections(ctx),
         ctx.engine.outstanding_requests(),
         ctx.engine.tree.last_processed_zxid,
+        ctx.quorum.map_or("standalone", |q| q.mode),
         ctx.engine.tree.reported_node_count()
     );
+    if let Some(q) = ctx.quorum.filter(|q| q.leader.is_some()) {
+        let (l, mn, mx) = q.proposal_sizes;
+        let _ = writeln!(out, "Proposal sizes last/min/max: {l}/{mn}/{mx}");
+    }
     out
 }
 
@@ -378,7 +404,7 @@ fn mntr(ctx: &Context<'_>) -> String {
     // Response sizes are not tracked by rzk: -1 is Apache's "no data" value for them.
     let rows: Vec<(&str, String)> = vec![
         ("version", ZK_VERSION.to_string()),
-        ("server_state", "standalone".to_string()),
+        ("server_state", ctx.quorum.map_or("standalone", |q| q.mode).to_string()),
         ("avg_latency", java_double(avg)),
         ("max_latency", max.to_string()),
         ("min_latency", min.to_string()),
@@ -404,6 +430,22 @@ fn mntr(ctx: &Context<'_>) -> String {
         ("non_mtls_remote_conn_count", "0".to_string()),
         ("non_mtls_local_conn_count", "0".to_string()),
     ];
+    let mut rows = rows;
+    if let Some(q) = ctx.quorum {
+        rows.insert(2, ("peer_state", q.peer_state.to_string()));
+        rows.push(("quorum_size", q.quorum_size.to_string()));
+        if let Some((learners, synced, observers, pending)) = q.leader {
+            let (l, mn, mx) = q.proposal_sizes;
+            rows.push(("learners", learners.to_string()));
+            rows.push(("synced_followers", synced.to_string()));
+            rows.push(("synced_non_voting_followers", "0".to_string()));
+            rows.push(("synced_observers", observers.to_string()));
+            rows.push(("pending_syncs", pending.to_string()));
+            rows.push(("last_proposal_size", l.to_string()));
+            rows.push(("min_proposal_size", mn.to_string()));
+            rows.push(("max_proposal_size", mx.to_string()));
+        }
+    }
     let mut out = String::new();
     for (k, v) in rows {
         let _ = writeln!(out, "zk_{k}\t{v}");
@@ -743,6 +785,7 @@ mod tests {
             listen_port: None,
             trace_mask: &mut f.mask,
             digest_log: &[],
+            quorum: None,
         }
     }
 

@@ -89,6 +89,7 @@ pub fn render(engine: &mut Engine, config: &ServerConfig, now: crate::engine::No
         listen_port,
         trace_mask: &mut mask,
         digest_log: &[],
+        quorum: None,
     };
     let mntr = four_letter::run("mntr", &mut ctx);
     let mut out = String::new();

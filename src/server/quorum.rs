@@ -55,15 +55,35 @@ pub struct QuorumState {
     pub log_generation: u64,
     /// Where election messages go (its own lock: socket work never happens under the state lock).
     election_net: Arc<ElectionNet>,
+    /// Leader: last/min/max proposal packet size (-1 before any), for srvr and mntr.
+    pub proposal_sizes: (i64, i64, i64),
 }
 
 impl QuorumState {
     pub fn mode(&self) -> &'static str {
         self.state.mode()
     }
-    /// (learners, synced followers, pending syncs) when leading.
-    pub fn leader_counts(&self) -> Option<(usize, usize, usize)> {
-        self.peer.leader_counts()
+    /// What srvr/stat/mntr show.
+    pub fn info(&self) -> super::four_letter::QuorumInfo {
+        let leader = self.peer.leader_counts();
+        let phase = if self.serving { "broadcast" } else if matches!(self.state, PeerState::Looking) { "election" } else { "synchronization" };
+        let peer_state = match (self.state, phase) {
+            (PeerState::Leading, "broadcast") => "leading - broadcast",
+            (PeerState::Leading, _) => "leading - synchronization",
+            (PeerState::Following, "broadcast") => "following - broadcast",
+            (PeerState::Following, _) => "following - synchronization",
+            (PeerState::Observing, "broadcast") => "observing - broadcast",
+            (PeerState::Observing, _) => "observing - synchronization",
+            (PeerState::Looking, _) => "looking - election",
+        };
+        super::four_letter::QuorumInfo {
+            mode: self.state.mode(),
+            peer_state,
+            serving: self.serving,
+            quorum_size: self.verifier.voters().count(),
+            leader,
+            proposal_sizes: self.proposal_sizes,
+        }
     }
 }
 
@@ -164,6 +184,7 @@ pub fn init(cfg: &super::config::ServerConfig, last_logged: Zxid) -> Result<Quor
         pending_snapshot: None,
         log_generation: 0,
         election_net: Arc::new(ElectionNet::default()),
+        proposal_sizes: (-1, -1, -1),
     })
 }
 
@@ -596,8 +617,15 @@ fn packet_loop(shared: &Arc<Shared>, mut r: PacketReader, from: ServerId, genera
         if q.generation != generation_ {
             return;
         }
-        if pkt.kind == pk::SNAP {
-            q.pending_snapshot = r.snapshot.take();
+        match pkt.kind {
+            // Apache's Learner.syncWithLeader log lines.
+            pk::DIFF => tracing::info!("Getting a diff from the leader {}", Zxid(pkt.zxid)),
+            pk::TRUNC => tracing::warn!("Truncating log to get in sync with the leader {}", Zxid(pkt.zxid)),
+            pk::SNAP => {
+                tracing::info!("Getting a snapshot from leader {}", Zxid(pkt.zxid));
+                q.pending_snapshot = r.snapshot.take();
+            }
+            _ => {}
         }
         let now = shared.now().mono_ms;
         let acts = q.peer.on_packet(from, pkt, now);
@@ -638,9 +666,8 @@ impl PacketReader {
                         let pre = std::mem::take(&mut self.buf);
                         let mut chained = pre.as_slice().chain(&mut self.r);
                         let (tree, sessions) = crate::storage::snapshot::read_snap_stream(&mut chained, true).map_err(|e| format!("bad SNAP stream: {e}"))?;
-                        let rest = chained.into_inner().0.to_vec();
                         // Whatever of `pre` the parser did not consume stays buffered.
-                        let _ = rest;
+                        self.buf = chained.into_inner().0.to_vec();
                         self.snapshot = Some((tree, sessions));
                     }
                     return Ok(p);
@@ -850,6 +877,12 @@ pub fn logged(shared: &Arc<Shared>, st: &mut State, zxid: i64, log_generation: u
 pub fn propose(shared: &Arc<Shared>, st: &mut State, props: Vec<Proposal>) {
     for p in props {
         let data = Bytes::from(txn_bytes(&p.hdr, &p.txn, None));
+        if let Some(q) = st.quorum.as_mut() {
+            // Apache's proposal size: the whole PROPOSAL packet.
+            let n = data.len() as i64 + 28;
+            let (_, mn, mx) = q.proposal_sizes;
+            q.proposal_sizes = (n, if mn < 0 { n } else { mn.min(n) }, mx.max(n));
+        }
         let acts = st.quorum.as_mut().unwrap().peer.propose(ZabTxn { zxid: Zxid(p.hdr.zxid), data });
         peer_actions(shared, st, acts);
     }

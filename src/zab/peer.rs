@@ -408,12 +408,13 @@ impl Peer {
         }
     }
 
-    /// Leader figures for 4lw/mntr: (learners, synced followers, pending syncs).
-    pub fn leader_counts(&self) -> Option<(usize, usize, usize)> {
+    /// Leader figures for 4lw/mntr: (learners, synced followers, synced observers, pending syncs).
+    pub fn leader_counts(&self) -> Option<(usize, usize, usize, usize)> {
         match &self.role {
             Role::Leading(ld) => Some((
                 ld.learners.len(),
                 ld.learners.values().filter(|h| h.learner_type == LearnerType::Participant && h.uptodate_sent).count(),
+                ld.learners.values().filter(|h| h.learner_type == LearnerType::Observer && h.uptodate_sent).count(),
                 ld.pending_syncs.len(),
             )),
             _ => None,

@@ -1,0 +1,340 @@
+//! Real-process ensembles on 127.0.0.1: rzk servers started as an operator would (zoo.cfg with
+//! server.N lines, myid in dataDir), under write load, with the leader killed (-9) again and
+//! again, a follower wiped, and a minority frozen (SIGSTOP). Every acknowledged write must be on
+//! every member afterwards.
+
+mod common;
+
+use common::{TestDir, free_port, rzk_server_bin, try_four_letter};
+use rzk::cli::client::{Client, CreateMode, States};
+use rzk::tree::acl::open_acl_unsafe;
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Member {
+    id: u64,
+    client_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+struct Ensemble {
+    members: Vec<Member>,
+    _dir: TestDir,
+}
+
+/// Polls `f` every 50 ms until it gives Some, or panics with `what` after `limit`.
+fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Ensemble {
+    fn start(voters: usize, observers: usize) -> Ensemble {
+        let dir = TestDir::new("ensemble");
+        let n = voters + observers;
+        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        let mut servers = String::new();
+        for (i, (_, q, e)) in ports.iter().enumerate() {
+            let role = if i < voters { "" } else { ":observer" };
+            servers.push_str(&format!("server.{}=127.0.0.1:{q}:{e}{role}\n", i + 1));
+        }
+        let mut members = Vec::new();
+        for (i, (c, _, _)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let d = dir.path().join(format!("s{id}"));
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("myid"), format!("{id}\n")).unwrap();
+            let peer_type = if i < voters { "" } else { "peerType=observer\n" };
+            let cfg = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={c}\nclientPortAddress=127.0.0.1\n\
+                 admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
+                 metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\n{peer_type}{servers}",
+                d.display()
+            );
+            fs::write(d.join("zoo.cfg"), cfg).unwrap();
+            members.push(Member { id, client_port: *c, dir: d, child: None });
+        }
+        let mut e = Ensemble { members, _dir: dir };
+        for i in 0..n {
+            e.launch(i);
+        }
+        e
+    }
+
+    fn launch(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        let out = fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(rzk_server_bin())
+            .arg("start-foreground")
+            .arg(m.dir.join("zoo.cfg"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn rzk-server");
+        m.child = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, i: usize, sig: i32) {
+        let pid = self.members[i].child.as_ref().expect("running").id() as i32;
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+
+    fn log(&self, i: usize) -> String {
+        fs::read_to_string(self.members[i].dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `Mode:` from srvr, or None while the member does not serve.
+    fn mode(&self, i: usize) -> Option<String> {
+        let t = try_four_letter(self.members[i].client_port, "srvr").ok()?;
+        t.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
+    }
+
+    /// Waits until the running members serve with exactly one leader; returns its index.
+    fn wait_stable(&self, running: &[usize]) -> usize {
+        wait_for(Duration::from_secs(30), "one leader and the rest following", || {
+            let modes: Vec<Option<String>> = running.iter().map(|&i| self.mode(i)).collect();
+            if modes.iter().any(|m| m.is_none()) {
+                return None;
+            }
+            let leaders: Vec<usize> = running.iter().zip(&modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
+            (leaders.len() == 1).then(|| leaders[0])
+        })
+    }
+
+    fn connect(&self, i: usize) -> Client {
+        let c = Client::connect(&format!("127.0.0.1:{}", self.members[i].client_port), 10_000, false, Arc::new(|_| {})).unwrap();
+        assert_eq!(c.wait_connected(Duration::from_secs(20), false), States::Connected, "client to member {}", self.members[i].id);
+        c
+    }
+
+    /// The children of /load as member `i` sees them after a `sync`.
+    fn children(&self, i: usize) -> BTreeSet<String> {
+        let c = self.connect(i);
+        assert_eq!(c.sync("/load").unwrap(), 0);
+        let kids = c.get_children("/load", false).unwrap().into_iter().collect();
+        c.close();
+        kids
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_some() {
+                self.signal(i, libc::SIGCONT);
+            }
+            self.kill(i);
+        }
+    }
+}
+
+/// One writer per member: sequential creates of /load/w<member>-<n>; the acknowledged ones are
+/// recorded. A write that fails (connection loss while the leader changes) may or may not have
+/// happened; it is not counted either way.
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<BTreeSet<String>>>,
+    threads: Vec<std::thread::JoinHandle<usize>>,
+}
+
+impl Load {
+    fn start(e: &Ensemble) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(BTreeSet::new()));
+        let hosts: String = e.members.iter().map(|m| format!("127.0.0.1:{}", m.client_port)).collect::<Vec<_>>().join(",");
+        let mut threads = Vec::new();
+        for m in &e.members {
+            let (stop, acked, hosts, id) = (stop.clone(), acked.clone(), hosts.clone(), m.id);
+            threads.push(std::thread::spawn(move || {
+                let c = Client::connect(&hosts, 10_000, false, Arc::new(|_| {})).unwrap();
+                let mut n = 0usize;
+                let mut failures = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    if c.wait_connected(Duration::from_secs(5), false) != States::Connected {
+                        continue;
+                    }
+                    n += 1;
+                    let name = format!("w{id}-{n:06}");
+                    match c.create(&format!("/load/{name}"), Some(b"v"), &open_acl_unsafe(), CreateMode::Persistent, None) {
+                        Ok(_) => {
+                            acked.lock().unwrap().insert(name);
+                        }
+                        Err(_) => failures += 1,
+                    }
+                }
+                c.close();
+                failures
+            }));
+        }
+        Load { stop, acked, threads }
+    }
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    fn finish(self) -> BTreeSet<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
+    }
+}
+
+fn check_every_member_has(e: &Ensemble, running: &[usize], acked: &BTreeSet<String>) {
+    let first = e.children(running[0]);
+    for &i in running {
+        let kids = e.children(i);
+        let missing: Vec<&String> = acked.difference(&kids).take(5).collect();
+        assert!(missing.is_empty(), "member {} lacks acknowledged writes, e.g. {missing:?}", e.members[i].id);
+        assert_eq!(kids, first, "members {} and {} differ", e.members[running[0]].id, e.members[i].id);
+    }
+}
+
+fn run_leader_kills(voters: usize, rounds: usize) {
+    let mut e = Ensemble::start(voters, 0);
+    let all: Vec<usize> = (0..voters).collect();
+    let leader = e.wait_stable(&all);
+    {
+        let c = e.connect(leader);
+        c.create("/load", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+        c.close();
+    }
+    let load = Load::start(&e);
+    let mut rejoined = Vec::new();
+    for round in 0..rounds {
+        let before = load.acked();
+        wait_for(Duration::from_secs(30), "writes to be acknowledged", || (load.acked() >= before + 50).then_some(()));
+        let leader = e.wait_stable(&all);
+        let mark = e.log(leader).len();
+        e.kill(leader);
+        let rest: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
+        let t = Instant::now();
+        let new_leader = e.wait_stable(&rest);
+        assert_ne!(new_leader, leader);
+        eprintln!("round {round}: killed leader {}, member {} leads after {:?}", e.members[leader].id, e.members[new_leader].id, t.elapsed());
+        e.launch(leader);
+        e.wait_stable(&all);
+        let log = e.log(leader)[mark..].to_string();
+        let how = ["Getting a diff", "Truncating log", "Getting a snapshot"].into_iter().find(|w| log.contains(w)).unwrap_or("?");
+        rejoined.push(how);
+    }
+    let acked = load.finish();
+    eprintln!("{} acknowledged writes; old leaders rejoined via {rejoined:?}", acked.len());
+    assert!(acked.len() >= 50 * rounds);
+    // The old leaders came back as learners through a sync with the new leader.
+    assert!(rejoined.iter().all(|h| *h != "?"), "{rejoined:?}");
+    check_every_member_has(&e, &all, &acked);
+}
+
+#[test]
+fn three_members_lose_their_leader_again_and_again_and_lose_no_acknowledged_write() {
+    run_leader_kills(3, 4);
+}
+
+#[test]
+fn five_members_lose_their_leader_and_lose_no_acknowledged_write() {
+    run_leader_kills(5, 2);
+}
+
+#[test]
+fn a_follower_with_a_wiped_data_dir_rejoins_through_a_snapshot() {
+    let mut e = Ensemble::start(3, 0);
+    let all = [0, 1, 2];
+    let leader = e.wait_stable(&all);
+    let c = e.connect(leader);
+    c.create("/load", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    let mut acked = BTreeSet::new();
+    for n in 0..200 {
+        c.create(&format!("/load/n{n:04}"), Some(&[n as u8; 100]), &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+        acked.insert(format!("n{n:04}"));
+    }
+    c.close();
+    let f = (leader + 1) % 3;
+    e.kill(f);
+    fs::remove_dir_all(e.members[f].dir.join("version-2")).unwrap();
+    let mark = e.log(f).len();
+    e.launch(f);
+    e.wait_stable(&all);
+    assert!(e.log(f)[mark..].contains("Getting a snapshot from leader"), "{}", &e.log(f)[mark..]);
+    check_every_member_has(&e, &all, &acked);
+    // The data came along, not only the names.
+    let c = e.connect(f);
+    let (data, stat) = c.get_data("/load/n0123", false).unwrap();
+    assert_eq!(data.unwrap(), vec![123u8; 100]);
+    assert_eq!(stat.data_length, 100);
+}
+
+#[test]
+fn a_leader_cut_off_from_its_followers_stops_taking_writes_and_the_ensemble_recovers() {
+    let mut e = Ensemble::start(3, 0);
+    let all = [0, 1, 2];
+    let leader = e.wait_stable(&all);
+    let followers: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
+    let c = e.connect(leader);
+    c.create("/load", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.create("/load/before", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.close();
+    // Freeze both followers: the leader is now a minority of one.
+    for &f in &followers {
+        e.signal(f, libc::SIGSTOP);
+    }
+    // Within syncLimit it gives up leading and stops serving.
+    wait_for(Duration::from_secs(20), "the cut-off leader to stop serving", || e.mode(leader).is_none().then_some(()));
+    let refused = Client::connect(&format!("127.0.0.1:{}", e.members[leader].client_port), 4_000, false, Arc::new(|_| {})).unwrap();
+    assert_ne!(refused.wait_connected(Duration::from_secs(2), true), States::Connected, "a minority member must not take clients");
+    refused.close();
+    for &f in &followers {
+        e.signal(f, libc::SIGCONT);
+    }
+    let leader = e.wait_stable(&all);
+    let c = e.connect(leader);
+    c.create("/load/after", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.close();
+    let expect: BTreeSet<String> = ["after", "before"].iter().map(|s| s.to_string()).collect();
+    check_every_member_has(&e, &all, &expect);
+    let _ = e.kill(0);
+}
+
+#[test]
+fn observers_serve_reads_and_forward_writes_without_voting() {
+    let e = Ensemble::start(3, 1);
+    let all = [0, 1, 2, 3];
+    e.wait_stable(&all);
+    assert_eq!(e.mode(3).as_deref(), Some("observer"));
+    let c = e.connect(3);
+    c.create("/load", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.create("/load/via-observer", Some(b"o"), &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.close();
+    let expect: BTreeSet<String> = ["via-observer".to_string()].into_iter().collect();
+    check_every_member_has(&e, &all, &expect);
+    let mntr = try_four_letter(e.members[e.wait_stable(&all)].client_port, "mntr").unwrap();
+    assert!(mntr.contains("zk_synced_followers\t2") && mntr.contains("zk_synced_observers\t1"), "{mntr}");
+}
