@@ -11,7 +11,7 @@ PYTHON  ?= python3
 PYTESTS := tests/python
 SERVER  := target/release/rzk-server
 
-.PHONY: all build run test test-rust test-python clean bench test-kafka
+.PHONY: all build run test test-rust test-python clean bench bench-ensemble test-kafka
 
 all: build
 
@@ -47,6 +47,11 @@ clean:
 # see bench/README.md. JSON lines land in target/bench/.
 bench: build
 	./target/release/rzk-bench compare
+
+# 3-member ensembles of rzk and of Apache ZooKeeper 3.8: forwarded set throughput and the time
+# from a leader's SIGKILL to the next committed write. See bench/README.md.
+bench-ensemble: build
+	./target/release/rzk-bench ensemble
 
 # Real Apache Kafka 0.9.0.1 brokers (ZooKeeper mode) against rzk-server: topics via
 # TopicCommand --zookeeper, kafka-python clients, controller failover by session expiry, topic

@@ -260,6 +260,8 @@ pub struct AdminContext<'a> {
     pub listen_port: Option<u16>,
     /// The zoo.cfg text the server was started with (`initial_configuration`).
     pub initial_config: &'a str,
+    /// The server's place in its ensemble (None: standalone).
+    pub quorum: Option<super::four_letter::QuorumInfo>,
 }
 
 /// Runs a command by name or alias and returns its full JSON response (with `command` and
@@ -280,7 +282,7 @@ pub fn command(name: &str, query: Option<&str>, engine: &mut Engine, trace_mask:
         listen_port: ctx.listen_port,
         trace_mask,
         digest_log: &[],
-        quorum: None,
+        quorum: ctx.quorum,
     };
     match primary {
         "configuration" => configuration(&mut data, ctx),
@@ -530,7 +532,7 @@ fn server_stats(data: &mut Json, f: &mut Context<'_>, ctx: &AdminContext<'_>) {
     s.put("data_dir_size", dir_size(&ctx.config.snap_dir()));
     s.put("log_dir_size", dir_size(&ctx.config.txn_log_dir()));
     s.put("provider_null", false);
-    s.put("server_state", "standalone");
+    s.put("server_state", ctx.quorum.map_or("standalone", |q| q.mode));
     s.put("last_processed_zxid", e.tree.last_processed_zxid);
     s.put("outstanding_requests", e.outstanding_requests());
     s.put("avg_latency", avg);
@@ -743,17 +745,25 @@ fn handle(shared: &Shared, initial: &str, method: &Method, path: &str, query: Op
         return response(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
     };
     let name = name.trim_end_matches('/');
-    let ctx = AdminContext {
-        config: &shared.config,
-        now: shared.now(),
-        start_mono_ms: shared.start_wall_ms() as u64,
-        listen_port: shared.listen_port,
-        initial_config: initial,
-    };
     let json = {
         let mut st = shared.state.lock();
         let st = &mut *st;
-        command(name, query, &mut st.engine, &mut st.trace_mask, &ctx)
+        let ctx = AdminContext {
+            config: &shared.config,
+            now: shared.now(),
+            start_mono_ms: shared.start_wall_ms() as u64,
+            listen_port: shared.listen_port,
+            initial_config: initial,
+            quorum: st.quorum.as_ref().map(|q| q.info()),
+        };
+        if ctx.quorum.is_some_and(|q| !q.serving) {
+            // As Apache's AdminServer while the peer is LOOKING.
+            let mut r = Json::obj();
+            r.put("command", name).put("error", "This ZooKeeper instance is not currently serving requests");
+            r
+        } else {
+            command(name, query, &mut st.engine, &mut st.trace_mask, &ctx)
+        }
     };
     response(StatusCode::OK, "application/json", json.pretty())
 }
@@ -761,6 +771,9 @@ fn handle(shared: &Shared, initial: &str, method: &Method, path: &str, query: Op
 /// `/ready`: 200 when the engine answers within a second (the server is up and not wedged).
 fn ready(shared: &Shared) -> HttpResponse {
     match shared.state.try_lock_for(Duration::from_secs(1)) {
+        Some(st) if st.quorum.as_ref().is_some_and(|q| !q.serving) => {
+            response(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "not ready: no established leader\n")
+        }
         Some(_) => response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
         None => response(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "not ready: the engine is busy\n"),
     }
@@ -778,7 +791,7 @@ mod tests {
         let config = ServerConfig::default_standalone(dir.clone());
         let mut engine = Engine::new(EngineConfig::from_server_config(&config), T0);
         let mut mask = four_letter::DEFAULT_TRACE_MASK;
-        let ctx = AdminContext { config: &config, now: T0, start_mono_ms: T0.mono_ms, listen_port: Some(2181), initial_config: "tickTime=2000\n" };
+        let ctx = AdminContext { config: &config, now: T0, start_mono_ms: T0.mono_ms, listen_port: Some(2181), initial_config: "tickTime=2000\n", quorum: None };
         let r = f(&mut engine, &mut mask, &ctx);
         let _ = std::fs::remove_dir_all(dir);
         r

@@ -21,6 +21,8 @@
 //! The client speaks the wire protocol itself (no dependency on the rzk library), so it measures
 //! any server the same way.
 
+mod ensemble;
+
 use clap::{Args, Parser, Subcommand};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -62,6 +64,8 @@ enum Command {
     },
     /// Closed-loop load: N sessions x M requests in flight.
     Load(LoadArgs),
+    /// 3-member ensembles of rzk and Apache: pipelined set throughput and leader failover time.
+    Ensemble(ensemble::EnsembleArgs),
     /// Start rzk-server and Apache ZooKeeper, run the workloads alternately, print ratios.
     Compare(CompareArgs),
 }
@@ -957,13 +961,17 @@ fn run_load(
         })
         .collect();
     let barrier = Barrier::new(n + 1);
+    // Several servers (an ensemble): session i talks to the i-th address, round robin.
+    let addrs: Vec<&str> = addr.split(',').collect();
+    let addr = addrs[0];
     let want_fsync = server_pid.is_some();
     let m0 = if want_fsync { mntr(addr) } else { Vec::new() };
     let (outs, t0, cpu0, self0) = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..n)
             .map(|i| {
                 let (t, barrier, q) = (&t, &barrier, quotas[i]);
-                sc.spawn(move || session_loop(addr, spec, i, t, barrier, q))
+                let a = addrs[i % addrs.len()];
+                sc.spawn(move || session_loop(a, spec, i, t, barrier, q))
             })
             .collect();
         let cpu0 = server_pid.and_then(|p| proc_cpu_us(&p.to_string(), tck));
@@ -1243,6 +1251,40 @@ fn temp_dir(kind: &str) -> io::Result<PathBuf> {
     unreachable!()
 }
 
+/// The command line that runs a server of this kind on `cfg_path` (in `dir`).
+fn server_argv(kind: Kind, o: &ServerOpts, dir: &Path, cfg_path: &Path) -> Result<Vec<String>, String> {
+    Ok(match kind {
+        Kind::Rzk => vec![
+            o.rzk_bin.display().to_string(),
+            "start-foreground".into(),
+            cfg_path.display().to_string(),
+        ],
+        Kind::Apache => {
+            fs::write(dir.join("log4j.properties"), LOG4J_PROPERTIES)
+                .map_err(|e| e.to_string())?;
+            let mut cp = vec![APACHE_JAR];
+            cp.extend(APACHE_EXTRA_JARS.iter().filter(|j| Path::new(j).exists()));
+            let mut v = vec![o.java.clone(), "-cp".into(), cp.join(":")];
+            if !o.gc.is_empty() {
+                v.push(o.gc.clone());
+            }
+            v.push(format!("-Xmx{}", o.heap));
+            v.push(format!(
+                "-Dlog4j.configuration=file:{}",
+                dir.join("log4j.properties").display()
+            ));
+            v.push(format!("-Dzookeeper.log.dir={}", dir.display()));
+            v.push("-Dzookeeper.log.file=zookeeper.log".into());
+            v.push("-Dzookeeper.root.logger=INFO,FILE".into());
+            v.push("-Dzookeeper.jmx.log4j.disable=true".into());
+            v.extend(o.jvm_opts.iter().cloned());
+            v.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
+            v.push(cfg_path.display().to_string());
+            v
+        }
+    })
+}
+
 struct ServerOpts {
     rzk_bin: PathBuf,
     java: String,
@@ -1266,36 +1308,7 @@ impl Server {
             );
             let cfg_path = dir.join("zoo.cfg");
             fs::write(&cfg_path, cfg).map_err(|e| e.to_string())?;
-            let argv = match kind {
-                Kind::Rzk => vec![
-                    o.rzk_bin.display().to_string(),
-                    "start-foreground".into(),
-                    cfg_path.display().to_string(),
-                ],
-                Kind::Apache => {
-                    fs::write(dir.join("log4j.properties"), LOG4J_PROPERTIES)
-                        .map_err(|e| e.to_string())?;
-                    let mut cp = vec![APACHE_JAR];
-                    cp.extend(APACHE_EXTRA_JARS.iter().filter(|j| Path::new(j).exists()));
-                    let mut v = vec![o.java.clone(), "-cp".into(), cp.join(":")];
-                    if !o.gc.is_empty() {
-                        v.push(o.gc.clone());
-                    }
-                    v.push(format!("-Xmx{}", o.heap));
-                    v.push(format!(
-                        "-Dlog4j.configuration=file:{}",
-                        dir.join("log4j.properties").display()
-                    ));
-                    v.push(format!("-Dzookeeper.log.dir={}", dir.display()));
-                    v.push("-Dzookeeper.log.file=zookeeper.log".into());
-                    v.push("-Dzookeeper.root.logger=INFO,FILE".into());
-                    v.push("-Dzookeeper.jmx.log4j.disable=true".into());
-                    v.extend(o.jvm_opts.iter().cloned());
-                    v.push("org.apache.zookeeper.server.quorum.QuorumPeerMain".into());
-                    v.push(cfg_path.display().to_string());
-                    v
-                }
-            };
+            let argv = server_argv(kind, o, &dir, &cfg_path)?;
             let mut s = Server {
                 kind,
                 argv,
@@ -2191,6 +2204,7 @@ fn main() {
             .map_err(|e| e.to_string()),
         Command::Load(a) => load_cmd(a),
         Command::Compare(a) => compare(a),
+        Command::Ensemble(a) => ensemble::run(a),
     };
     if let Err(e) = res {
         eprintln!("rzk-bench: {e}");
