@@ -541,6 +541,25 @@ fn serve_learner(shared: Arc<Shared>, s: TcpStream) {
         return;
     };
     let sid = ServerId(info.server_id);
+    // A learner may decide on us before our own election has finished: Apache's finalizeWait
+    // and notification timing differ from ours, and an Apache follower often connects a few
+    // hundred ms before we settle. Apache's leader binds its quorum port only in Leader.lead(),
+    // so there the learner sees "connection refused" and retries (Learner.connectToLeader);
+    // our port is always bound, so hold the connection while we are still LOOKING instead of
+    // closing it (a closed connection sends an Apache follower back to an election in a new
+    // round, which our LEADING notification from the old round cannot end: "Oracle indicates
+    // not to follow"). A server that follows someone else closes at once.
+    let deadline = std::time::Instant::now() + Duration::from_millis(init_ms);
+    loop {
+        let state = shared.state.lock().quorum.as_ref().map(|q| q.state);
+        match state {
+            Some(PeerState::Leading) => break,
+            Some(PeerState::Looking) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => return,
+        }
+    }
     let generation_ = {
         let mut st = shared.state.lock();
         let Some(q) = st.quorum.as_ref() else { return };
@@ -567,21 +586,33 @@ fn connect_to_leader(shared: Arc<Shared>, leader: ServerId, generation_: u64) {
         st.quorum.as_ref().and_then(|q| q.verifier.servers.get(&leader)).map(|s| s.quorum_addr.clone())
     };
     let Some(addr) = addr else { return };
+    // Apache's Learner.LeaderConnector: retry every 100 ms (leaderConnectDelayDuringRetryMs)
+    // for up to initLimit ticks. An Apache leader binds its quorum port only once it has won
+    // the election (the Leader constructor), so the first tries are often refused.
+    let tick = shared.config.tick_time_ms as u64;
+    let connect_limit = Duration::from_millis(tick * shared.config.init_limit.max(1) as u64);
+    let started = std::time::Instant::now();
     let mut stream = None;
-    for attempt in 0..5 {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
         if let Some(sa) = resolve(&addr) {
-            match TcpStream::connect_timeout(&sa, Duration::from_millis(shared.config.tick_time_ms as u64 * shared.config.sync_limit.max(1) as u64)) {
+            match TcpStream::connect_timeout(&sa, Duration::from_millis(tick * shared.config.sync_limit.max(1) as u64)) {
                 Ok(s) => {
                     stream = Some(s);
                     break;
                 }
-                Err(e) => tracing::warn!("cannot connect to leader {leader} at {addr} (attempt {}): {e}", attempt + 1),
+                Err(e) if attempt == 1 || attempt % 10 == 0 => tracing::warn!("cannot connect to leader {leader} at {addr} (attempt {attempt}): {e}"),
+                Err(_) => {}
             }
         }
         if shared.state.lock().quorum.as_ref().is_none_or(|q| q.generation != generation_) {
             return;
         }
-        std::thread::sleep(Duration::from_millis(1000));
+        if started.elapsed() + Duration::from_millis(100) >= connect_limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     let mut st = shared.state.lock();
     if st.quorum.as_ref().is_none_or(|q| q.generation != generation_) {
@@ -796,6 +827,7 @@ pub fn peer_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<Action>) {
             Action::Serving { epoch } => {
                 let q = st.quorum.as_mut().unwrap();
                 q.serving = true;
+                q.election.update_epoch(epoch as u64);
                 let leading = q.peer.is_leader();
                 tracing::info!("serving clients as {} in epoch {epoch}", if leading { "leader" } else { q.state.mode() });
                 if leading {

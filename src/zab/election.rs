@@ -227,6 +227,19 @@ impl Election {
         self.end_round();
     }
 
+    /// The role has reached its new epoch (leader: established; learner: UPTODATE): the vote
+    /// this server reports to LOOKING peers now carries that epoch as its peerEpoch, as Apache's
+    /// QuorumPeer.updateElectionVote does (ZOOKEEPER-1732, called from Leader.startZkServer and
+    /// Learner.syncWithLeader). A peer that (re)starts tallies the LEADING/FOLLOWING replies and
+    /// counts only those that agree on the leader *and* its peerEpoch, so every member must
+    /// report the same one: with Apache's members reporting the new epoch and ours the
+    /// election's, a restarted server never finds a quorum for the leader.
+    pub fn update_epoch(&mut self, new_epoch: u64) {
+        if self.state != PeerState::Looking {
+            self.settled.peer_epoch = new_epoch;
+        }
+    }
+
     fn end_round(&mut self) {
         self.looking = false;
         self.finalize_at = None;
@@ -904,6 +917,24 @@ mod tests {
         e.start(Zxid(0x2_0000_0001), 2, 0);
         assert_eq!(e.state(), PeerState::Looking);
         assert_eq!(e.current_vote().leader, ServerId(1));
+    }
+
+    #[test]
+    fn the_reported_vote_carries_the_new_epoch_once_the_role_is_established() {
+        // Apache's updateElectionVote: after the sync, followers and leader report the epoch
+        // they now serve in, so a restarted peer tallies their replies as agreeing.
+        let mut e = Election::new(ServerId(2), verifier(&[1, 2, 3], &[]), LearnerType::Participant);
+        let v = Vote { leader: ServerId(2), zxid: Zxid(0x1_0000_0024), election_epoch: 2, peer_epoch: 1 };
+        e.settle(PeerState::Leading, v);
+        e.update_epoch(2);
+        let s = sends(&e.on_notification(ServerId(3), &looking(3, 0x1_0000_0024, 1, 1), 0));
+        assert_eq!(s.len(), 1);
+        let n = &s[0].1;
+        assert_eq!((n.state, n.leader, n.zxid, n.election_epoch, n.peer_epoch), (PeerState::Leading, ServerId(2), Zxid(0x1_0000_0024), 2, 2));
+        // While LOOKING there is no settled vote to update.
+        e.start(Zxid(0x2_0000_0001), 2, 0);
+        e.update_epoch(7);
+        assert_eq!(e.current_vote().peer_epoch, 2);
     }
 
     #[test]
