@@ -42,6 +42,9 @@ pub struct State {
     pub quorum: Option<quorum::QuorumState>,
     /// The server itself, for what the quorum shell starts from under the lock.
     shared: std::sync::Weak<Shared>,
+    /// Txns to hand to the log thread together (quorum mode), and whether a batch is open.
+    log_buf: Vec<crate::engine::Proposal>,
+    log_batching: bool,
 }
 
 impl State {
@@ -89,15 +92,22 @@ impl State {
         }
     }
 
-    /// Hands txns to the log thread (quorum mode: its report comes back through `quorum::logged`).
+    /// Queues txns for the log thread (quorum mode: its report comes back through
+    /// `quorum::logged`); `log_flush` hands them over.
     pub fn log_proposals(&mut self, props: Vec<crate::engine::Proposal>) {
-        if !props.is_empty() {
-            self.log_send(durability::LogMsg::Append(props));
+        self.log_buf.extend(props);
+    }
+
+    pub fn log_flush(&mut self) {
+        if !self.log_buf.is_empty() {
+            let b = std::mem::take(&mut self.log_buf);
+            self.log_send(durability::LogMsg::Append(b));
         }
     }
 
     /// Ends the current log file (after a snapshot from the leader replaced the state).
     pub fn log_roll(&mut self) {
+        self.log_flush();
         let (tx, rx) = std::sync::mpsc::channel();
         self.log_send(durability::LogMsg::Roll(tx));
         let _ = rx.recv();
@@ -106,6 +116,7 @@ impl State {
     /// Drops every logged txn after `zxid` (TRUNC), waiting until the log thread has done it.
     /// The log thread never takes the state lock in quorum mode, so waiting here is safe.
     pub fn log_truncate(&mut self, zxid: crate::types::Zxid) -> Result<(), String> {
+        self.log_flush();
         let (tx, rx) = std::sync::mpsc::channel();
         let generation_ = self.quorum.as_ref().map_or(0, |q| q.log_generation);
         self.log_send(durability::LogMsg::Truncate(zxid.0, generation_, tx));
@@ -224,6 +235,8 @@ impl Server {
                 log: None,
                 quorum,
                 shared: weak.clone(),
+                log_buf: Vec::new(),
+                log_batching: false,
             }),
             config,
             clock_start,

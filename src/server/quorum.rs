@@ -635,32 +635,52 @@ fn connect_to_leader(shared: Arc<Shared>, leader: ServerId, generation_: u64) {
 
 fn packet_loop(shared: &Arc<Shared>, mut r: PacketReader, from: ServerId, generation_: u64) {
     let learner_side = shared.state.lock().quorum.as_ref().is_some_and(|q| !matches!(q.state, PeerState::Leading));
-    loop {
-        let pkt = match r.next(learner_side) {
+    'conn: loop {
+        let first = match r.next(learner_side) {
             Ok(p) => p,
             Err(e) => {
                 tracing::info!("quorum connection with server {from} ended: {e}");
                 break;
             }
         };
-        let mut st = shared.state.lock();
-        let Some(q) = st.quorum.as_mut() else { return };
-        if q.generation != generation_ {
-            return;
-        }
-        match pkt.kind {
-            // Apache's Learner.syncWithLeader log lines.
-            pk::DIFF => tracing::info!("Getting a diff from the leader {}", Zxid(pkt.zxid)),
-            pk::TRUNC => tracing::warn!("Truncating log to get in sync with the leader {}", Zxid(pkt.zxid)),
-            pk::SNAP => {
-                tracing::info!("Getting a snapshot from leader {}", Zxid(pkt.zxid));
-                q.pending_snapshot = r.snapshot.take();
+        // Everything already received is handled under one lock acquisition, and the txns it
+        // logs go to the log thread together (one group commit).
+        let mut batch = vec![first];
+        while batch.len() < 1024 && batch.last().is_none_or(|p| p.kind != pk::SNAP) {
+            match r.buffered(learner_side) {
+                Ok(Some(p)) => batch.push(p),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::info!("quorum connection with server {from} ended: {e}");
+                    break 'conn;
+                }
             }
-            _ => {}
         }
-        let now = shared.now().mono_ms;
-        let acts = q.peer.on_packet(from, pkt, now);
-        peer_actions(shared, &mut st, acts);
+        let mut st = shared.state.lock();
+        st.log_batching = true;
+        for pkt in batch {
+            let Some(q) = st.quorum.as_mut() else { return };
+            if q.generation != generation_ {
+                st.log_batching = false;
+                st.log_flush();
+                return;
+            }
+            match pkt.kind {
+                // Apache's Learner.syncWithLeader log lines.
+                pk::DIFF => tracing::info!("Getting a diff from the leader {}", Zxid(pkt.zxid)),
+                pk::TRUNC => tracing::warn!("Truncating log to get in sync with the leader {}", Zxid(pkt.zxid)),
+                pk::SNAP => {
+                    tracing::info!("Getting a snapshot from leader {}", Zxid(pkt.zxid));
+                    q.pending_snapshot = r.snapshot.take();
+                }
+                _ => {}
+            }
+            let now = shared.now().mono_ms;
+            let acts = q.peer.on_packet(from, pkt, now);
+            peer_actions(shared, &mut st, acts);
+        }
+        st.log_batching = false;
+        st.log_flush();
     }
     let mut st = shared.state.lock();
     let Some(q) = st.quorum.as_mut() else { return };
@@ -678,33 +698,48 @@ fn packet_loop(shared: &Arc<Shared>, mut r: PacketReader, from: ServerId, genera
 struct PacketReader {
     r: BufReader<TcpStream>,
     buf: Vec<u8>,
+    /// Where the unparsed bytes of `buf` start.
+    pos: usize,
     snapshot: Option<(DataTree, Vec<(SessionId, i32)>)>,
 }
 
 impl PacketReader {
     fn new(s: TcpStream) -> PacketReader {
-        PacketReader { r: BufReader::with_capacity(256 * 1024, s), buf: Vec::new(), snapshot: None }
+        PacketReader { r: BufReader::with_capacity(256 * 1024, s), buf: Vec::new(), pos: 0, snapshot: None }
+    }
+
+    /// The next packet if it is already buffered (a SNAP's stream is then read to its end).
+    fn buffered(&mut self, learner_side: bool) -> Result<Option<QuorumPacket>, String> {
+        match QuorumPacket::parse(&self.buf[self.pos..], MAX_PACKET) {
+            Ok(Some((p, used))) => {
+                self.pos += used;
+                if p.kind == pk::SNAP && learner_side {
+                    // The snapshot stream follows the packet directly; bytes already buffered
+                    // come first, and whatever of them the parser did not consume stays.
+                    let pre = self.buf.split_off(self.pos);
+                    self.buf.clear();
+                    self.pos = 0;
+                    let mut chained = pre.as_slice().chain(&mut self.r);
+                    let (tree, sessions) = crate::storage::snapshot::read_snap_stream(&mut chained, true).map_err(|e| format!("bad SNAP stream: {e}"))?;
+                    self.buf = chained.into_inner().0.to_vec();
+                    self.snapshot = Some((tree, sessions));
+                }
+                Ok(Some(p))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("malformed quorum packet: {e:?}")),
+        }
     }
 
     fn next(&mut self, learner_side: bool) -> Result<QuorumPacket, String> {
         loop {
-            match QuorumPacket::parse(&self.buf, MAX_PACKET) {
-                Ok(Some((p, used))) => {
-                    self.buf.drain(..used);
-                    if p.kind == pk::SNAP && learner_side {
-                        // The snapshot stream follows the packet directly. Bytes already buffered
-                        // come first.
-                        let pre = std::mem::take(&mut self.buf);
-                        let mut chained = pre.as_slice().chain(&mut self.r);
-                        let (tree, sessions) = crate::storage::snapshot::read_snap_stream(&mut chained, true).map_err(|e| format!("bad SNAP stream: {e}"))?;
-                        // Whatever of `pre` the parser did not consume stays buffered.
-                        self.buf = chained.into_inner().0.to_vec();
-                        self.snapshot = Some((tree, sessions));
-                    }
-                    return Ok(p);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(format!("malformed quorum packet: {e:?}")),
+            if let Some(p) = self.buffered(learner_side)? {
+                return Ok(p);
+            }
+            // Drop what was parsed (once, not per packet: a batch holds hundreds of them).
+            if self.pos > 0 {
+                self.buf.drain(..self.pos);
+                self.pos = 0;
             }
             let mut chunk = [0u8; 64 * 1024];
             let n = self.r.read(&mut chunk).map_err(|e| e.to_string())?;
@@ -845,6 +880,9 @@ pub fn peer_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<Action>) {
     }
     // Writes the engine prepared meanwhile (leader) or forwarded (learner).
     st.dispatch(Vec::new());
+    if !st.log_batching {
+        st.log_flush();
+    }
 }
 
 /// A REQUEST from a learner: `long sessionId, int cxid, int type` + the request body.
@@ -905,8 +943,10 @@ pub fn logged(shared: &Arc<Shared>, st: &mut State, zxid: i64, log_generation: u
     peer_actions(shared, st, acts);
 }
 
-/// The leader's engine prepared txns: propose them to the quorum.
+/// The leader's engine prepared txns: propose them to the quorum. The engine's own values go
+/// to the log (no need to decode the bytes just encoded), all in one hand-over.
 pub fn propose(shared: &Arc<Shared>, st: &mut State, props: Vec<Proposal>) {
+    let mut acts = Vec::new();
     for p in props {
         let data = Bytes::from(txn_bytes(&p.hdr, &p.txn, None));
         if let Some(q) = st.quorum.as_mut() {
@@ -915,9 +955,15 @@ pub fn propose(shared: &Arc<Shared>, st: &mut State, props: Vec<Proposal>) {
             let (_, mn, mx) = q.proposal_sizes;
             q.proposal_sizes = (n, if mn < 0 { n } else { mn.min(n) }, mx.max(n));
         }
-        let acts = st.quorum.as_mut().unwrap().peer.propose(ZabTxn { zxid: Zxid(p.hdr.zxid), data });
-        peer_actions(shared, st, acts);
+        let Some(q) = st.quorum.as_mut() else { return };
+        for a in q.peer.propose(ZabTxn { zxid: Zxid(p.hdr.zxid), data }) {
+            match a {
+                Action::Log(_) => st.log_buf.push(p.clone()),
+                other => acts.push(other),
+            }
+        }
     }
+    peer_actions(shared, st, acts);
 }
 
 /// The periodic part: election resends and finalize-wait, pings and liveness.
