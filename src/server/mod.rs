@@ -59,6 +59,10 @@ impl State {
                 }
             }
             quorum::forward(self);
+            if !self.log_batching {
+                self.log_flush();
+                quorum::flush_packets(self);
+            }
         } else if let Some(log) = &self.log {
             // Proposals are handed to the log thread under the lock, so it sees them in zxid order.
             let props = self.engine.take_proposals();

@@ -57,6 +57,8 @@ pub struct QuorumState {
     election_net: Arc<ElectionNet>,
     /// Leader: last/min/max proposal packet size (-1 before any), for srvr and mntr.
     pub proposal_sizes: (i64, i64, i64),
+    /// Packets queued per server, not yet handed to its writer (see `send_pkt`).
+    out: BTreeMap<ServerId, Vec<u8>>,
 }
 
 impl QuorumState {
@@ -185,6 +187,7 @@ pub fn init(cfg: &super::config::ServerConfig, last_logged: Zxid) -> Result<Quor
         log_generation: 0,
         election_net: Arc::new(ElectionNet::default()),
         proposal_sizes: (-1, -1, -1),
+        out: BTreeMap::new(),
     })
 }
 
@@ -462,6 +465,7 @@ pub fn go_looking(shared: &Arc<Shared>, st: &mut State, why: &str) {
     q.generation += 1;
     q.state = PeerState::Looking;
     q.leader = None;
+    q.out.clear();
     for (_, c) in std::mem::take(&mut q.conns) {
         let _ = c.stream.shutdown(Shutdown::Both);
     }
@@ -663,6 +667,7 @@ fn packet_loop(shared: &Arc<Shared>, mut r: PacketReader, from: ServerId, genera
             if q.generation != generation_ {
                 st.log_batching = false;
                 st.log_flush();
+                flush_packets(&mut st);
                 return;
             }
             match pkt.kind {
@@ -681,6 +686,7 @@ fn packet_loop(shared: &Arc<Shared>, mut r: PacketReader, from: ServerId, genera
         }
         st.log_batching = false;
         st.log_flush();
+        flush_packets(&mut st);
     }
     let mut st = shared.state.lock();
     let Some(q) = st.quorum.as_mut() else { return };
@@ -741,21 +747,50 @@ impl PacketReader {
                 self.buf.drain(..self.pos);
                 self.pos = 0;
             }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.r.read(&mut chunk).map_err(|e| e.to_string())?;
+            // Read straight into the buffer's spare room (no zeroed scratch array per read).
+            let len = self.buf.len();
+            self.buf.resize(len + 64 * 1024, 0);
+            let n = match self.r.read(&mut self.buf[len..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(len);
+                    return Err(e.to_string());
+                }
+            };
+            self.buf.truncate(len + n);
             if n == 0 {
                 return Err("end of stream".into());
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
 
 // ---- actions ----
 
-fn send_pkt(st: &State, to: ServerId, pkt: &QuorumPacket) {
-    if let Some(c) = st.quorum.as_ref().and_then(|q| q.conns.get(&to)) {
-        let _ = c.tx.send(pkt.to_bytes());
+/// Queues a packet for `to`. Packets for one server are gathered and handed to its writer
+/// thread together by `flush_packets` (a batch of ACKs or PROPOSALs is one wake-up and one
+/// write), in the order they were queued.
+fn send_pkt(st: &mut State, to: ServerId, pkt: &QuorumPacket) {
+    let Some(q) = st.quorum.as_mut() else { return };
+    if !q.conns.contains_key(&to) {
+        return;
+    }
+    let buf = q.out.entry(to).or_default();
+    let mut w = Writer { buf: std::mem::take(buf) };
+    pkt.encode(&mut w);
+    *buf = w.buf;
+}
+
+/// Hands every queued packet to its connection's writer.
+pub fn flush_packets(st: &mut State) {
+    let Some(q) = st.quorum.as_mut() else { return };
+    if q.out.is_empty() {
+        return;
+    }
+    for (to, bytes) in std::mem::take(&mut q.out) {
+        if let Some(c) = q.conns.get(&to) {
+            let _ = c.tx.send(bytes);
+        }
     }
 }
 
@@ -782,6 +817,8 @@ pub fn peer_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<Action>) {
                 let mut bytes = QuorumPacket::new(pk::SNAP, zxid.0, None).to_bytes();
                 crate::storage::snapshot::write_snap_stream(&mut bytes, &st.engine.tree, &sessions);
                 tracing::info!("sending SNAP at {zxid} ({} bytes, {} ms) to learner {to}", bytes.len(), t.elapsed().as_millis());
+                // Whatever was queued for this learner goes before the snapshot.
+                flush_packets(st);
                 if let Some(c) = st.quorum.as_ref().and_then(|q| q.conns.get(&to)) {
                     let _ = c.tx.send(bytes);
                 }
@@ -882,6 +919,7 @@ pub fn peer_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<Action>) {
     st.dispatch(Vec::new());
     if !st.log_batching {
         st.log_flush();
+        flush_packets(st);
     }
 }
 
