@@ -338,3 +338,116 @@ fn observers_serve_reads_and_forward_writes_without_voting() {
     let mntr = try_four_letter(e.members[e.wait_stable(&all)].client_port, "mntr").unwrap();
     assert!(mntr.contains("zk_synced_followers\t2") && mntr.contains("zk_synced_observers\t1"), "{mntr}");
 }
+
+#[test]
+fn a_follower_fires_a_watch_only_after_it_has_applied_the_change() {
+    let e = Ensemble::start(3, 0);
+    let all = [0, 1, 2];
+    let leader = e.wait_stable(&all);
+    let f = (leader + 1) % 3;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let watcher = Client::connect(
+        &format!("127.0.0.1:{}", e.members[f].client_port),
+        10_000,
+        false,
+        Arc::new(move |ev: &rzk::cli::client::WatchedEvent| {
+            if ev.path.is_some() {
+                let _ = tx.lock().unwrap().send(ev.clone());
+            }
+        }),
+    )
+    .unwrap();
+    assert_eq!(watcher.wait_connected(Duration::from_secs(20), false), States::Connected);
+    let writer = e.connect(leader);
+    writer.create("/w", Some(b"0"), &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    // The follower may not have applied the create yet: sync first, as a client would.
+    watcher.sync("/w").unwrap();
+    let (d, _) = watcher.get_data("/w", true).unwrap();
+    assert_eq!(d.as_deref(), Some(&b"0"[..]));
+    for i in 1..=50u32 {
+        let v = i.to_string();
+        writer.set_data("/w", v.as_bytes(), -1).unwrap();
+        let ev = rx.recv_timeout(Duration::from_secs(10)).expect("NodeDataChanged on the follower");
+        assert_eq!(ev.kind, rzk::cli::client::EventType::NodeDataChanged);
+        // The event came after the follower applied the change: a read there sees it (no sync).
+        let (d, stat) = watcher.get_data("/w", true).unwrap();
+        assert_eq!(d.as_deref(), Some(v.as_bytes()), "read after the event on the follower");
+        assert_eq!(stat.version, i as i32);
+    }
+}
+
+#[test]
+fn the_leader_expires_a_session_made_on_a_follower_and_every_member_drops_its_ephemeral() {
+    let e = Ensemble::start(3, 0);
+    let all = [0, 1, 2];
+    let leader = e.wait_stable(&all);
+    let f = (leader + 1) % 3;
+    // A raw client: ConnectRequest with a 2 s timeout, create an ephemeral, then go silent
+    // without closing (as a crashed process would).
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", e.members[f].client_port)).unwrap();
+    use rzk::jute::Jute;
+    use rzk::jute::records::*;
+    use std::io::{Read, Write};
+    let framed = |body: Vec<u8>| {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend(body);
+        v
+    };
+    let cr = ConnectRequest { protocol_version: 0, last_zxid_seen: 0, time_out: 2000, session_id: 0, passwd: Some(vec![0; 16]), read_only: Some(false) };
+    s.write_all(&framed(cr.to_bytes())).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).unwrap();
+    let resp = ConnectResponse::from_bytes(&resp).unwrap();
+    assert_ne!(resp.session_id, 0);
+    assert_eq!((resp.session_id as u64 >> 56) as u64, e.members[f].id, "the follower makes the session id");
+    let mut req = RequestHeader { xid: 1, op: 1 }.to_bytes();
+    req.extend(CreateRequest { path: "/eph".into(), data: None, acl: open_acl_unsafe(), flags: 1 }.to_bytes());
+    s.write_all(&framed(req)).unwrap();
+    s.read_exact(&mut len).unwrap();
+    let mut reply = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[12..16], &0i32.to_be_bytes(), "create ephemeral via the follower");
+    let clients: Vec<Client> = all.iter().map(|&i| e.connect(i)).collect();
+    for c in &clients {
+        c.sync("/").unwrap();
+        assert!(c.exists("/eph", false).unwrap().is_some());
+    }
+    // Silence: no pings. The leader expires the session; every member then drops the node.
+    let t = Instant::now();
+    for c in &clients {
+        wait_for(Duration::from_secs(20), "the ephemeral to go", || c.exists("/eph", false).unwrap().is_none().then_some(()));
+    }
+    assert!(t.elapsed() >= Duration::from_millis(1500), "expired too early: {:?}", t.elapsed());
+    drop(s);
+}
+
+#[test]
+fn a_client_keeps_its_session_when_its_server_is_killed() {
+    let mut e = Ensemble::start(3, 0);
+    let all = [0, 1, 2];
+    e.wait_stable(&all);
+    let hosts: String = e.members.iter().map(|m| format!("127.0.0.1:{}", m.client_port)).collect::<Vec<_>>().join(",");
+    let c = Client::connect(&hosts, 10_000, false, Arc::new(|_| {})).unwrap();
+    assert_eq!(c.wait_connected(Duration::from_secs(20), false), States::Connected);
+    let sid = c.session_id();
+    c.create("/mine", None, &open_acl_unsafe(), CreateMode::Ephemeral, None).unwrap();
+    // Which member serves it? The one whose `cons` lists the session.
+    let hex = format!("sid=0x{sid:x}");
+    let serving = wait_for(Duration::from_secs(10), "the member serving the session", || {
+        (0..3).find(|&i| try_four_letter(e.members[i].client_port, "cons").is_ok_and(|t| t.contains(&hex)))
+    });
+    e.kill(serving);
+    let rest: Vec<usize> = all.iter().copied().filter(|&i| i != serving).collect();
+    e.wait_stable(&rest);
+    // The client reconnects elsewhere with the same session; its ephemeral is still there.
+    wait_for(Duration::from_secs(20), "a write through the moved session", || {
+        c.create("/after-move", None, &open_acl_unsafe(), CreateMode::Persistent, None).ok()
+    });
+    assert_eq!(c.session_id(), sid);
+    assert!(c.exists("/mine", false).unwrap().is_some());
+    let (_, stat) = c.get_data("/mine", false).unwrap();
+    assert_eq!(stat.ephemeral_owner, sid);
+}
