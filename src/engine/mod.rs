@@ -198,6 +198,9 @@ pub struct Engine {
     touched: BTreeSet<SessionId>,
     /// Learner: client `sync`s sent to the leader, answered in order by `sync_done`.
     pending_syncs: VecDeque<(ConnId, i32, String)>,
+    /// Learner: REVALIDATE requests for the leader, and the connects waiting for the answers.
+    revalidations: Vec<(SessionId, i32)>,
+    pending_revalidations: VecDeque<(ConnId, SessionId, i32, Option<bool>)>,
 }
 
 /// Monotonic time (ms) and wall-clock time (ms since the epoch), passed in by the shell.
@@ -230,6 +233,8 @@ impl Engine {
             forwarded_origins: HashMap::new(),
             touched: BTreeSet::new(),
             pending_syncs: VecDeque::new(),
+            revalidations: Vec::new(),
+            pending_revalidations: VecDeque::new(),
         }
     }
 
@@ -464,6 +469,19 @@ impl Engine {
             return out;
         }
         let sid = SessionId(req.session_id);
+        if self.role == Role::Learner && self.sessions.get(sid).is_none() && req.passwd.as_deref() == Some(&crate::session::session_password(sid)[..]) {
+            // A session this learner has not heard of (made elsewhere a moment ago, or before
+            // this server joined): ask the leader (Apache's REVALIDATE). The session is held
+            // here meanwhile so that requests pipelined behind the ConnectRequest wait.
+            self.sessions.add(sid, timeout, now.mono_ms);
+            self.attach(conn, sid, now);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.pending_writes += 1;
+            }
+            self.revalidations.push((sid, timeout));
+            self.pending_revalidations.push_back((conn, sid, timeout, ro));
+            return out;
+        }
         let valid = match self.sessions.get(sid) {
             Some(s) => !s.closing && req.passwd.as_deref() == Some(&s.passwd[..]),
             None => false,

@@ -169,6 +169,46 @@ impl Engine {
         self.forwarded_origins.clear();
         self.touched.clear();
         self.pending_syncs.clear();
+        for (_, sid, _, _) in std::mem::take(&mut self.pending_revalidations) {
+            self.sessions.remove(sid);
+        }
+        self.revalidations.clear();
+        out
+    }
+
+    /// Learner: sessions to ask the leader about (REVALIDATE: `long sessionId, int timeout`).
+    pub fn take_revalidations(&mut self) -> Vec<(SessionId, i32)> {
+        std::mem::take(&mut self.revalidations)
+    }
+
+    /// Learner: the leader's REVALIDATE answer. A valid session is taken over by the waiting
+    /// connection (ConnectResponse with the session's password); an invalid one gets Apache's
+    /// "expired" response (timeout 0, session 0) and the connection is closed.
+    pub fn revalidated(&mut self, sid: SessionId, valid: bool, now: Now) -> Vec<Output> {
+        let mut out = Vec::new();
+        let Some(i) = self.pending_revalidations.iter().position(|p| p.1 == sid) else { return out };
+        let (conn, _, timeout, ro) = self.pending_revalidations.remove(i).unwrap();
+        if !self.conns.contains_key(&conn) {
+            if !valid {
+                self.sessions.remove(sid);
+            }
+            return out;
+        }
+        if !valid {
+            tracing::info!(session = %sid, "Invalid session {} for client, probably expired", sid);
+            self.sessions.remove(sid);
+            self.session_conn.remove(&sid);
+            let resp = ConnectResponse { protocol_version: 0, time_out: 0, session_id: 0, passwd: vec![0; 16], read_only: ro };
+            self.send_connect_response(&mut out, conn, &resp);
+            self.disconnect(conn);
+            out.push(Output::Close(conn));
+            return out;
+        }
+        self.touched.insert(sid);
+        let passwd = crate::session::session_password(sid).to_vec();
+        let resp = ConnectResponse { protocol_version: 0, time_out: timeout, session_id: sid.0, passwd, read_only: ro };
+        self.send_connect_response(&mut out, conn, &resp);
+        self.write_done(conn, now, &mut out);
         out
     }
 

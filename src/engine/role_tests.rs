@@ -284,3 +284,43 @@ fn the_myid_is_the_session_ids_high_byte() {
     let mut e = Engine::new(EngineConfig::from_server_config(&cfg), at(0));
     assert_eq!(e.sessions.next_id().0 >> 56, 3);
 }
+
+#[test]
+fn a_learner_asks_the_leader_about_a_session_it_has_not_seen() {
+    let (mut leader, _) = ensemble();
+    let mut other = member(3, Role::Learner);
+    // A session made on the leader that this learner never heard of (it was elsewhere).
+    let c = connect_to_leader(&mut leader, &mut other, 10, 0);
+    let mut stranger = member(4, Role::Learner);
+    stranger.open(20, "127.0.0.1:6001".parse().unwrap(), at(5));
+    let req = ConnectRequest { time_out: 4000, session_id: c.session, passwd: Some(c.passwd.clone()), read_only: Some(false), ..Default::default() };
+    assert!(stranger.connect(20, &req.to_bytes(), at(5)).is_empty(), "no answer before the leader's");
+    let rv = stranger.take_revalidations();
+    assert_eq!(rv, vec![(SessionId(c.session), 4000)]);
+    let valid = leader.revalidate(SessionId(c.session), 4000, at(5));
+    assert!(valid);
+    let out = stranger.revalidated(SessionId(c.session), valid, at(5));
+    let resp = connect_response(&out, 20);
+    assert_eq!((resp.session_id, resp.time_out), (c.session, 4000));
+    assert_eq!(resp.passwd, c.passwd);
+
+    // A session the leader does not know: Apache's expired answer, and the connection closes.
+    let ghost = SessionId(c.session + 77);
+    stranger.open(21, "127.0.0.1:6002".parse().unwrap(), at(6));
+    let req = ConnectRequest { time_out: 4000, session_id: ghost.0, passwd: Some(crate::session::session_password(ghost).to_vec()), read_only: Some(false), ..Default::default() };
+    assert!(stranger.connect(21, &req.to_bytes(), at(6)).is_empty());
+    assert_eq!(stranger.take_revalidations(), vec![(ghost, 4000)]);
+    assert!(!leader.revalidate(ghost, 4000, at(6)));
+    let out = stranger.revalidated(ghost, false, at(6));
+    let resp = connect_response(&out, 21);
+    assert_eq!((resp.session_id, resp.time_out), (0, 0));
+    assert!(out.contains(&Output::Close(21)));
+    assert!(stranger.sessions.get(ghost).is_none());
+
+    // A wrong password is refused at once, without asking.
+    stranger.open(22, "127.0.0.1:6003".parse().unwrap(), at(7));
+    let req = ConnectRequest { time_out: 4000, session_id: ghost.0 + 1, passwd: Some(vec![1; 16]), read_only: Some(false), ..Default::default() };
+    let out = stranger.connect(22, &req.to_bytes(), at(7));
+    assert!(out.contains(&Output::Close(22)));
+    assert!(stranger.take_revalidations().is_empty());
+}

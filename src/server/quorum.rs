@@ -891,7 +891,16 @@ pub fn peer_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<Action>) {
                     send_pkt(st, l, &QuorumPacket::new(pk::PING, zxid, Some(data)));
                 }
             }
-            Action::Revalidated { .. } => {}
+            Action::Revalidated { data } => {
+                // `long sessionId, boolean valid` (Learner.revalidate).
+                if data.len() >= 9 {
+                    let sid = SessionId(i64::from_be_bytes(data[..8].try_into().unwrap()));
+                    let valid = data[8] != 0;
+                    tracing::info!(session = %sid, "Session {} revalidated by the leader: {}", sid, if valid { "valid" } else { "invalid" });
+                    let out = st.engine.revalidated(sid, valid, now);
+                    st.dispatch(out);
+                }
+            }
             Action::SyncDone => {
                 let out = st.engine.sync_done(now);
                 st.dispatch(out);
@@ -1017,6 +1026,18 @@ pub fn tick(shared: &Arc<Shared>, st: &mut State) {
 
 /// The learner's forwarded writes: REQUEST packets to the leader, with the connection's auth ids.
 pub fn forward(st: &mut State) {
+    // REVALIDATEs first: a request pipelined behind a reconnect must reach the leader after it.
+    let rv = st.engine.take_revalidations();
+    if !rv.is_empty() {
+        if let Some(leader) = st.quorum.as_ref().and_then(|q| q.leader) {
+            for (sid, timeout) in rv {
+                let mut d = Vec::with_capacity(12);
+                d.extend_from_slice(&sid.0.to_be_bytes());
+                d.extend_from_slice(&timeout.to_be_bytes());
+                send_pkt(st, leader, &QuorumPacket::new(pk::REVALIDATE, -1, Some(d)));
+            }
+        }
+    }
     let fw = st.engine.take_forwards();
     if fw.is_empty() {
         return;
