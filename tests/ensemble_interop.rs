@@ -204,8 +204,15 @@ impl Ensemble {
         assert_eq!(c.sync("/t").unwrap(), 0, "sync through {}", self.describe(i));
         let mut out = BTreeMap::new();
         for name in c.get_children("/t", false).unwrap() {
-            let (data, stat) = c.get_data(&format!("/t/{name}"), false).unwrap();
-            out.insert(name, (data, stat));
+            // A child listed a moment ago may be gone now (an ephemeral whose session is
+            // closing while this polls): then it is simply not there.
+            match c.get_data(&format!("/t/{name}"), false) {
+                Ok((data, stat)) => {
+                    out.insert(name, (data, stat));
+                }
+                Err(e) if e.code() == Some(-101) => {}
+                Err(e) => panic!("getData /t/{name} through {}: {e:?}", self.describe(i)),
+            }
         }
         let (_, stat) = c.get_data("/t", false).unwrap();
         out.insert(String::new(), (None, stat));
