@@ -337,6 +337,10 @@ fn observers_serve_reads_and_forward_writes_without_voting() {
     check_every_member_has(&e, &all, &expect);
     let mntr = try_four_letter(e.members[e.wait_stable(&all)].client_port, "mntr").unwrap();
     assert!(mntr.contains("zk_synced_followers\t2") && mntr.contains("zk_synced_observers\t1"), "{mntr}");
+    assert!(mntr.contains("zk_server_state\tleader") && mntr.contains("zk_learners\t3") && mntr.contains("zk_followers\t3"), "{mntr}");
+    assert!(mntr.contains("zk_peer_state\tleading - broadcast") && mntr.contains("zk_quorum_size\t3") && mntr.contains("zk_pending_syncs\t0"), "{mntr}");
+    let srvr = try_four_letter(e.members[3].client_port, "srvr").unwrap();
+    assert!(srvr.contains("Mode: observer") && !srvr.contains("Proposal sizes"), "{srvr}");
 }
 
 #[test]
@@ -450,4 +454,18 @@ fn a_client_keeps_its_session_when_its_server_is_killed() {
     assert!(c.exists("/mine", false).unwrap().is_some());
     let (_, stat) = c.get_data("/mine", false).unwrap();
     assert_eq!(stat.ephemeral_owner, sid);
+}
+
+#[test]
+fn rzk_server_status_reports_each_members_mode_as_zkserver_sh_does() {
+    let e = Ensemble::start(3, 0);
+    let all = [0, 1, 2];
+    let leader = e.wait_stable(&all);
+    for i in all {
+        let out = Command::new(rzk_server_bin()).arg("status").arg(e.members[i].dir.join("zoo.cfg")).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        let want = if i == leader { "Mode: leader" } else { "Mode: follower" };
+        assert!(out.status.success() && text.contains(want), "member {}: {text}", e.members[i].id);
+        assert!(text.contains(&format!("Client port found: {}.", e.members[i].client_port)), "{text}");
+    }
 }

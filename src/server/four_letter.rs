@@ -437,6 +437,8 @@ fn mntr(ctx: &Context<'_>) -> String {
         if let Some((learners, synced, observers, pending)) = q.leader {
             let (l, mn, mx) = q.proposal_sizes;
             rows.push(("learners", learners.to_string()));
+            // Older Apache releases' name for the learner count; monitoring scripts still ask.
+            rows.push(("followers", learners.to_string()));
             rows.push(("synced_followers", synced.to_string()));
             rows.push(("synced_non_voting_followers", "0".to_string()));
             rows.push(("synced_observers", observers.to_string()));
