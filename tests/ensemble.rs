@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 struct Member {
     id: u64,
     client_port: u16,
+    quorum_port: u16,
+    election_port: u16,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -53,7 +55,7 @@ impl Ensemble {
             servers.push_str(&format!("server.{}=127.0.0.1:{q}:{e}{role}\n", i + 1));
         }
         let mut members = Vec::new();
-        for (i, (c, _, _)) in ports.iter().enumerate() {
+        for (i, (c, qp, ep)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
             let d = dir.path().join(format!("s{id}"));
             fs::create_dir_all(&d).unwrap();
@@ -66,7 +68,7 @@ impl Ensemble {
                 d.display()
             );
             fs::write(d.join("zoo.cfg"), cfg).unwrap();
-            members.push(Member { id, client_port: *c, dir: d, child: None });
+            members.push(Member { id, client_port: *c, quorum_port: *qp, election_port: *ep, dir: d, child: None });
         }
         let mut e = Ensemble { members, _dir: dir };
         for i in 0..n {
@@ -467,5 +469,46 @@ fn rzk_server_status_reports_each_members_mode_as_zkserver_sh_does() {
         let want = if i == leader { "Mode: leader" } else { "Mode: follower" };
         assert!(out.status.success() && text.contains(want), "member {}: {text}", e.members[i].id);
         assert!(text.contains(&format!("Client port found: {}.", e.members[i].client_port)), "{text}");
+    }
+}
+
+#[test]
+fn garbage_on_the_quorum_and_election_ports_is_dropped_and_the_ensemble_carries_on() {
+    use std::io::{Read, Write};
+    let mut e = Ensemble::start(3, 0);
+    let all = [0, 1, 2];
+    let leader = e.wait_stable(&all);
+    let mut junk: Vec<Vec<u8>> = vec![
+        // Election port: a handshake with a huge address length, a negative version, a short one.
+        [(-65536i64).to_be_bytes().to_vec(), 9i64.to_be_bytes().to_vec(), 1_000_000i32.to_be_bytes().to_vec()].concat(),
+        [(-7i64).to_be_bytes().to_vec(), vec![0; 40]].concat(),
+        vec![0xff; 3],
+    ];
+    // Quorum port: a packet with a negative data length, a FOLLOWERINFO with no LearnerInfo,
+    // an ACK before any FOLLOWERINFO, plain text.
+    junk.push([11i32.to_be_bytes().to_vec(), 0i64.to_be_bytes().to_vec(), (-5i32).to_be_bytes().to_vec()].concat());
+    junk.push([11i32.to_be_bytes().to_vec(), 0i64.to_be_bytes().to_vec(), 2i32.to_be_bytes().to_vec(), vec![1, 2], (-1i32).to_be_bytes().to_vec()].concat());
+    junk.push([3i32.to_be_bytes().to_vec(), 5i64.to_be_bytes().to_vec(), (-1i32).to_be_bytes().to_vec(), (-1i32).to_be_bytes().to_vec()].concat());
+    junk.push(b"GET / HTTP/1.1\r\n\r\n".to_vec());
+    for m in 0..3 {
+        for (k, j) in junk.iter().enumerate() {
+            let port = if k < 3 { e.members[m].election_port } else { e.members[m].quorum_port };
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(j);
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut sink = Vec::new();
+                // The server closes it (or keeps waiting until its timeout; either is fine).
+                let _ = s.read_to_end(&mut sink);
+            }
+        }
+    }
+    // Same leader, everybody serving, writes still go through every member.
+    assert_eq!(e.wait_stable(&all), leader);
+    for i in all {
+        assert!(e.members[i].child.as_mut().unwrap().try_wait().unwrap().is_none(), "member {} died", e.members[i].id);
+        let c = e.connect(i);
+        c.create(&format!("/after-junk-{i}"), None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+        c.close();
     }
 }
