@@ -459,6 +459,13 @@ impl Peer {
                     },
                 );
                 match ld.epoch {
+                    Some(e) if learner_type == LearnerType::Participant && accepted_epoch > e => {
+                        // It promised a later epoch (a leader that fixed epoch e+1 and crashed
+                        // before telling anyone): it can never follow this one, and Apache's
+                        // learner would retry forever. Start over, so that the next epoch is
+                        // above its promise and the whole ensemble can serve.
+                        out.push(Action::GoLooking { why: format!("follower {from} has accepted epoch {accepted_epoch}, above ours ({e})") });
+                    }
                     Some(e) => out.push(Action::Send { to: from, pkt: QuorumPacket::new(pk::LEADERINFO, epoch_zxid(e), Some(0x10000i32.to_be_bytes().to_vec())) }),
                     None => self.leader_try_epoch(out),
                 }
