@@ -28,7 +28,12 @@ struct Member {
 struct Ensemble {
     members: Vec<Member>,
     _dir: TestDir,
+    /// Ensembles of one test binary run one at a time: a dozen servers with tickTime 200 ms
+    /// competing for two cores would miss their pings and elect over and over.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Polls `f` every 50 ms until it gives Some, or panics with `what` after `limit`.
 fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -46,6 +51,7 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
 
 impl Ensemble {
     fn start(voters: usize, observers: usize) -> Ensemble {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = TestDir::new("ensemble");
         let n = voters + observers;
         let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
@@ -70,7 +76,7 @@ impl Ensemble {
             fs::write(d.join("zoo.cfg"), cfg).unwrap();
             members.push(Member { id, client_port: *c, quorum_port: *qp, election_port: *ep, dir: d, child: None });
         }
-        let mut e = Ensemble { members, _dir: dir };
+        let mut e = Ensemble { members, _dir: dir, _serial: serial };
         for i in 0..n {
             e.launch(i);
         }

@@ -29,7 +29,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,12 @@ struct Member {
 struct Ensemble {
     members: Vec<Member>,
     _dir: TestDir,
+    /// Ensembles of one test binary run one at a time: a dozen servers with tickTime 200 ms
+    /// competing for two cores would miss their pings and elect over and over.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Polls `f` every 50 ms until it gives Some, or panics with `what` after `limit`.
 fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -78,6 +83,7 @@ log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - 
 impl Ensemble {
     /// `kinds[i]` is the kind of server `i + 1`.
     fn start(kinds: &[Kind]) -> Ensemble {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = TestDir::new("interop");
         let ports: Vec<(u16, u16, u16)> = kinds.iter().map(|_| (free_port(), free_port(), free_port())).collect();
         let mut servers = String::new();
@@ -103,7 +109,7 @@ impl Ensemble {
             }
             members.push(Member { id, kind, client_port: c, dir: d, child: None });
         }
-        let mut en = Ensemble { members, _dir: dir };
+        let mut en = Ensemble { members, _dir: dir, _serial: serial };
         let apache: Vec<usize> = (0..kinds.len()).filter(|&i| kinds[i] == Kind::Apache).collect();
         for &i in &apache {
             en.launch(i);
