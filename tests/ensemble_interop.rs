@@ -414,6 +414,12 @@ fn run(kinds: [Kind; 3]) {
     let (more, _clients) = write_through(&e, &all, "c");
     names.extend(more);
     e.check_same_everywhere(&all, &names);
+    // Every txn carried the leader's tree digest and every member's tree agreed with it: Apache
+    // logs "First digest mismatch on txn" (DataTree.compareDigest), rzk "Digest mismatch".
+    for &i in &all {
+        let log = e.log(i);
+        assert!(!log.to_ascii_lowercase().contains("digest mismatch"), "{} saw a digest mismatch:\n{log}", e.describe(i));
+    }
 }
 
 #[test]

@@ -66,6 +66,8 @@ pub struct EngineConfig {
     pub container_check_interval_ms: u64,
     pub container_max_per_minute: u32,
     pub container_max_never_used_interval_ms: u64,
+    /// `digest.enabled` (true): txns carry the tree digest they lead to, and it is checked.
+    pub digest_enabled: bool,
 }
 
 impl EngineConfig {
@@ -85,6 +87,7 @@ impl EngineConfig {
             container_check_interval_ms: c.container_check_interval_ms,
             container_max_per_minute: c.container_max_per_minute,
             container_max_never_used_interval_ms: c.container_max_never_used_interval_ms,
+            digest_enabled: c.digest_enabled,
         }
     }
 }
@@ -115,6 +118,9 @@ impl Conn {
 pub struct Proposal {
     pub hdr: TxnHeader,
     pub txn: Txn,
+    /// The tree digest once this txn is applied (TxnDigest in the log entry and the PROPOSAL);
+    /// None when digests are off, or not known (a learner's txn from a leader that sent none).
+    pub digest: Option<u64>,
 }
 
 /// What this server is in its ensemble.
@@ -307,7 +313,8 @@ impl Engine {
         let zxid = self.last_prepared_zxid + 1;
         self.last_prepared_zxid = zxid;
         let hdr = TxnHeader { client_id: session.0, cxid, zxid, time: now.wall_ms, txn_type: txn.type_code() };
-        let p = Proposal { hdr, txn };
+        let digest = self.cfg.digest_enabled.then(|| self.pending.digest(self.tree.digest.value));
+        let p = Proposal { hdr, txn, digest };
         if !self.auto_commit {
             self.proposals.push(p.clone());
         }
@@ -323,8 +330,33 @@ impl Engine {
         while self.in_flight.front().is_some_and(|f| f.proposal.hdr.zxid <= zxid) {
             let f = self.in_flight.pop_front().unwrap();
             let r = self.apply_txn(&f.proposal.hdr, &f.proposal.txn, out);
+            self.check_digest(&f.proposal);
             self.pending.committed(f.proposal.hdr.zxid);
             self.answer(&f.proposal.hdr, f.origin, r, now, out);
+        }
+    }
+
+    /// After applying a txn: the digest it was proposed with must be the tree's now (Apache's
+    /// `DataTree.compareDigest`). A mismatch is logged and counted (mntr
+    /// `zk_digest_mismatches_count`), never fatal.
+    pub(crate) fn check_digest(&mut self, p: &Proposal) {
+        let Some(d) = p.digest else { return };
+        if matches!(p.txn, Txn::Error { .. }) || !self.cfg.digest_enabled {
+            return;
+        }
+        if self.tree.digest.value != d {
+            self.stats.digest_mismatches += 1;
+            tracing::warn!(zxid = %Zxid(p.hdr.zxid), "Digest mismatch: the txn says 0x{:x}, the tree has 0x{:x}", d, self.tree.digest.value);
+        }
+    }
+
+    /// A closing session's ephemerals leave the pending view as the closeSession txn will take
+    /// them (their parents' pzxid moves), so later writes and the predicted digest see it.
+    fn close_in_view(&mut self, paths: &[String]) {
+        let zxid = self.last_prepared_zxid + 1;
+        let mut view = PendingView::new(&self.tree, &mut self.pending, zxid);
+        for path in paths {
+            ops::delete::remove_for_close(&mut view, zxid, path);
         }
     }
 
@@ -604,6 +636,7 @@ impl Engine {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.pending_writes += 1;
                 }
+                self.close_in_view(&paths);
                 self.propose(sid, h.xid, Txn::CloseSession { paths }, now, Origin::CloseSession { conn, xid: h.xid }, out);
             }
             op if op.is_write() || op == OpCode::DeleteContainer => self.write(conn, sid, h.xid, op, body, now, out),
@@ -776,6 +809,7 @@ impl Engine {
     fn close_session(&mut self, sid: SessionId, now: Now, out: &mut Vec<Output>) {
         let paths = self.session_ephemerals(sid);
         self.sessions.set_closing(sid);
+        self.close_in_view(&paths);
         self.propose(sid, 0, Txn::CloseSession { paths }, now, Origin::Expiry, out);
     }
 

@@ -47,6 +47,7 @@ impl Engine {
             Some(OpCode::CloseSession) => {
                 let paths = self.session_ephemerals(session);
                 self.sessions.set_closing(session);
+                self.close_in_view(&paths);
                 self.propose(session, cxid, Txn::CloseSession { paths }, now, Origin::Remote, &mut out);
             }
             Some(op) if op.is_write() || op == OpCode::DeleteContainer => {
@@ -82,9 +83,14 @@ impl Engine {
     /// Learner: a txn the leader committed, in zxid order. It is applied and fires watches as on
     /// the leader (notifications before any reply), the session table follows session txns, and
     /// the client of this server that asked for it, if any, gets its answer.
-    pub fn apply_committed(&mut self, hdr: &TxnHeader, txn: &Txn, now: Now) -> Vec<Output> {
+    pub fn apply_committed(&mut self, hdr: &TxnHeader, txn: &Txn, digest: Option<u64>, now: Now) -> Vec<Output> {
         let mut out = Vec::new();
         let r = self.apply_txn(hdr, txn, &mut out);
+        if digest.is_some() {
+            // The leader's prediction of the tree after this txn (Apache's or ours).
+            let p = Proposal { hdr: hdr.clone(), txn: txn.clone(), digest };
+            self.check_digest(&p);
+        }
         // Zxids handed out after a role change must follow what was applied here.
         self.last_prepared_zxid = self.last_prepared_zxid.max(hdr.zxid);
         let sid = SessionId(hdr.client_id);

@@ -35,7 +35,7 @@ fn relay(leader: &mut Engine, learner: &mut Engine, t: u64) -> (Vec<Output>, Vec
     }
     for p in leader.take_proposals() {
         leader.committed(p.hdr.zxid, at(t), &mut on_leader);
-        on_learner.extend(learner.apply_committed(&p.hdr, &p.txn, at(t)));
+        on_learner.extend(learner.apply_committed(&p.hdr, &p.txn, p.digest, at(t)));
     }
     (on_leader, on_learner)
 }
@@ -116,7 +116,7 @@ fn a_learners_session_is_created_by_the_leader() {
     let mut out = Vec::new();
     leader.committed(props[0].hdr.zxid, at(0), &mut out);
     assert!(out.is_empty(), "a forwarded request is answered by its learner");
-    let out = learner.apply_committed(&props[0].hdr, &props[0].txn, at(0));
+    let out = learner.apply_committed(&props[0].hdr, &props[0].txn, props[0].digest, at(0));
     let resp = connect_response(&out, 1);
     assert_eq!((resp.session_id, resp.time_out), (f.session.0, 4000));
     assert_eq!(learner.last_zxid(), leader.last_zxid());

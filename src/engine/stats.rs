@@ -47,6 +47,8 @@ pub struct ServerStats {
     pub packets_sent: u64,
     pub commits: u64,
     pub auth_failed: u64,
+    /// Applied txns whose TxnDigest did not match the tree (Apache's digest mismatches).
+    pub digest_mismatches: u64,
     pub expired_sessions: u64,
     pub min_latency: u64,
     pub max_latency: u64,

@@ -464,3 +464,89 @@ fn exists_needs_read_on_an_existing_node() {
     assert_eq!(f.err, ErrorCode::NoNode.code());
     assert_eq!(e.watches.data.watch_count(), 1);
 }
+
+/// Pipelined writes of every kind, prepared long before they are applied: each proposal carries
+/// the digest the tree has once it is applied (Apache's TxnDigest), including failed multis,
+/// closeSession with ephemerals and an expiry.
+#[test]
+fn every_proposal_carries_the_digest_the_tree_has_after_it() {
+    use rand::{Rng, SeedableRng};
+    let mut e = engine_with("");
+    e.auto_commit = false;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let commit_all = |e: &mut Engine| {
+        let props = e.take_proposals();
+        assert!(props.iter().all(|p| p.digest.is_some()), "every proposal has a digest");
+        if let Some(last) = props.last() {
+            let mut out = Vec::new();
+            e.committed(last.hdr.zxid, at(0), &mut out);
+        }
+    };
+    let mut clients = Vec::new();
+    for conn in 1..=3 {
+        e.open(conn, "127.0.0.1:5000".parse().unwrap(), at(0));
+        let req = ConnectRequest { time_out: 4000, passwd: Some(vec![0; 16]), read_only: Some(false), ..Default::default() };
+        e.connect(conn, &req.to_bytes(), at(0));
+        commit_all(&mut e);
+        let sid = e.conns[&conn].session.unwrap().0;
+        clients.push(Client { conn, xid: 0, session: sid, passwd: vec![] });
+    }
+    let names = ["/a", "/a/b", "/a/c", "/d", "/d/e", "/zookeeper/quota/x"];
+    for round in 0..300 {
+        let c = &mut clients[rng.gen_range(0..3)];
+        let path = names[rng.gen_range(0..names.len())];
+        let data = vec![b'x'; rng.gen_range(0..40)];
+        match rng.gen_range(0..8) {
+            0 | 1 => {
+                let flags = [0, 1, 2, 3, 4][rng.gen_range(0..5)];
+                let req = CreateRequest { path: path.into(), data: Some(data), acl: open_acl_unsafe(), flags };
+                c.send(&mut e, 1, &req.to_bytes(), 0);
+            }
+            2 => {
+                let req = SetDataRequest { path: path.into(), data: Some(data), version: -1 };
+                c.send(&mut e, 5, &req.to_bytes(), 0);
+            }
+            3 => {
+                let req = PathVersionRequest { path: path.into(), version: -1 };
+                c.send(&mut e, 2, &req.to_bytes(), 0);
+            }
+            4 => {
+                let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
+                let req = SetAclRequest { path: path.into(), acl, version: -1 };
+                c.send(&mut e, 7, &req.to_bytes(), 0);
+            }
+            5 => {
+                // A multi that may fail half way: nothing of it is applied then.
+                let mut w = Writer::new();
+                MultiHeader { op: 1, done: false, err: -1 }.write(&mut w);
+                CreateRequest { path: format!("{path}-m{round}"), data: Some(data), acl: open_acl_unsafe(), flags: 0 }.write(&mut w);
+                MultiHeader { op: 5, done: false, err: -1 }.write(&mut w);
+                SetDataRequest { path: names[rng.gen_range(0..names.len())].into(), data: Some(b"m".to_vec()), version: -1 }.write(&mut w);
+                MultiHeader { op: -1, done: true, err: -1 }.write(&mut w);
+                c.send(&mut e, 14, &w.buf, 0);
+            }
+            6 => {
+                let req = CreateRequest { path: format!("{path}-seq"), data: Some(data), acl: open_acl_unsafe(), flags: 2 };
+                c.send(&mut e, 1, &req.to_bytes(), 0);
+            }
+            _ => {
+                // Sometimes let everything prepared so far be applied.
+                commit_all(&mut e);
+            }
+        }
+    }
+    // A session closes with its ephemerals while other writes are pending behind it.
+    let c = &mut clients[0];
+    c.send(&mut e, -11, &[], 0);
+    let c = &mut clients[1];
+    c.send(&mut e, 1, &CreateRequest { path: "/after-close".into(), data: None, acl: open_acl_unsafe(), flags: 1 }.to_bytes(), 0);
+    commit_all(&mut e);
+    // Another expires (no pings): its closeSession is proposed by the expirer.
+    e.tick(at(20_000));
+    commit_all(&mut e);
+    assert_eq!(e.stats.digest_mismatches, 0);
+    let mut full = e.tree.digest;
+    full.recompute(&e.tree);
+    assert_eq!(full, e.tree.digest);
+    assert!(e.tree.len() > 5, "the workload made nodes");
+}

@@ -101,6 +101,7 @@ pub fn prep(ctx: &mut WriteCtx<'_>, kind: CreateKind, req: CreateArgs) -> Result
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
     let new_cversion = parent.stat.cversion + 1;
+    let data_sum = crate::tree::digest::DataSum::of(req.data.as_deref().unwrap_or(&[]));
     if ctx.cfg.enforce_quota {
         ctx.view.tree.check_quota(&path, 1, req.data.as_ref().map_or(0, |d| d.len()) as i64)?;
     }
@@ -130,7 +131,7 @@ pub fn prep(ctx: &mut WriteCtx<'_>, kind: CreateKind, req: CreateArgs) -> Result
     p.stat.pzxid = ctx.zxid;
     ctx.view.put(parent_path, Some(p));
     let stat = NodeStat { czxid: ctx.zxid, mzxid: ctx.zxid, ctime: ctx.time, mtime: ctx.time, pzxid: ctx.zxid, ephemeral_owner: owner, ..Default::default() };
-    ctx.view.put(&path, Some(Rec { stat, num_children: 0, acl }));
+    ctx.view.put(&path, Some(Rec { stat, num_children: 0, acl, data: data_sum }));
     Ok(txn)
 }
 

@@ -57,3 +57,20 @@ fn remove_from_view(ctx: &mut WriteCtx<'_>, parent_path: &str, path: &str) {
     }
     ctx.view.put(path, None);
 }
+
+/// closeSession's delete of an ephemeral, in the pending view: the node goes and its parent's
+/// pzxid moves to the txn's zxid, as applying the txn will do. A node already gone is skipped.
+pub fn remove_for_close(view: &mut super::PendingView<'_>, zxid: i64, path: &str) {
+    if view.get(path).is_err() {
+        return;
+    }
+    let parent_path = parent_of(path);
+    if let Ok(mut p) = view.get(parent_path) {
+        p.num_children -= 1;
+        if zxid > p.stat.pzxid {
+            p.stat.pzxid = zxid;
+        }
+        view.put(parent_path, Some(p));
+    }
+    view.put(path, None);
+}

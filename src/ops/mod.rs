@@ -27,6 +27,7 @@ use crate::auth::AuthContext;
 use crate::error::ErrorCode;
 use crate::jute::records::Acl;
 use crate::jute::{Jute, Reader};
+use crate::tree::digest::{image_digest, DataSum};
 use crate::tree::{DataTree, NodeStat};
 use crate::types::SessionId;
 use crate::watch::{Watches, WatcherId};
@@ -46,6 +47,8 @@ pub struct Rec {
     pub stat: NodeStat,
     pub num_children: i32,
     pub acl: Vec<Acl>,
+    /// The data's CRC32 and length: enough to digest the node as it will be.
+    pub data: DataSum,
 }
 
 /// Changes of writes that have been prepared but not yet applied (Apache's outstandingChanges).
@@ -57,6 +60,11 @@ pub struct Pending {
     order: VecDeque<(i64, String)>,
     /// Previous values, kept while a multi is being prepared so a failed multi leaves no trace.
     undo: Option<Vec<(String, Option<(i64, Option<Rec>)>)>>,
+    /// The tree digest once every prepared write is applied (None: nothing pending, so the
+    /// tree's own). A proposal carries it (TxnDigest), as Apache's leader does.
+    digest: Option<u64>,
+    /// `digest` when the multi being prepared began.
+    undo_digest: Option<u64>,
 }
 
 impl Pending {
@@ -71,6 +79,15 @@ impl Pending {
                 self.changes.remove(&path);
             }
         }
+        if self.order.is_empty() {
+            // Everything is applied: the tree's digest is the truth again.
+            self.digest = None;
+        }
+    }
+
+    /// The tree digest after every prepared write, given the applied tree's.
+    pub fn digest(&self, tree_digest: u64) -> u64 {
+        self.digest.unwrap_or(tree_digest)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,11 +129,17 @@ impl<'a> PendingView<'a> {
         }
         let id = self.tree.lookup(path).ok_or(ErrorCode::NoNode)?;
         let n = self.tree.node(id);
-        Ok(Rec { stat: n.stat, num_children: n.num_children() as i32, acl: self.tree.acl(id).to_vec() })
+        Ok(Rec { stat: n.stat, num_children: n.num_children() as i32, acl: self.tree.acl(id).to_vec(), data: DataSum::of(n.data().unwrap_or(&[])) })
     }
 
     pub fn put(&mut self, path: &str, rec: Option<Rec>) {
         let path = if path.is_empty() { "/" } else { path };
+        // Keep the predicted digest in step: the node as it was (pending or applied) out, as it
+        // will be in.
+        let before = self.get(path).ok().map_or(0, |r| image_digest(path, &r.stat, r.data));
+        let after = rec.as_ref().map_or(0, |r| image_digest(path, &r.stat, r.data));
+        let d = self.pending.digest(self.tree.digest.value);
+        self.pending.digest = Some(d.wrapping_sub(before).wrapping_add(after));
         let old = self.pending.changes.insert(path.to_string(), (self.zxid, rec));
         if let Some(undo) = self.pending.undo.as_mut() {
             undo.push((path.to_string(), old));
@@ -126,11 +149,13 @@ impl<'a> PendingView<'a> {
 
     pub fn begin_undo(&mut self) {
         self.pending.undo = Some(Vec::new());
+        self.pending.undo_digest = self.pending.digest;
     }
 
     pub fn end_undo(&mut self, rollback: bool) {
         let Some(undo) = self.pending.undo.take() else { return };
         if rollback {
+            self.pending.digest = self.pending.undo_digest;
             for (path, old) in undo.into_iter().rev() {
                 match old {
                     Some(v) => self.pending.changes.insert(path, v),

@@ -211,7 +211,7 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
             }
         }
         for p in &batch {
-            if let Err(e) = writer.append(&p.hdr, &p.txn, None) {
+            if let Err(e) = writer.append(&p.hdr, &p.txn, p.digest) {
                 fatal("appending to the txn log", e);
             }
         }

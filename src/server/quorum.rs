@@ -476,7 +476,7 @@ pub fn go_looking(shared: &Arc<Shared>, st: &mut State, why: &str) {
     for t in &rest {
         if t.zxid.0 > st.engine.tree.last_processed_zxid {
             if let Some(p) = decode(t) {
-                let out = st.engine.apply_committed(&p.hdr, &p.txn, now);
+                let out = st.engine.apply_committed(&p.hdr, &p.txn, p.digest, now);
                 st.dispatch(out);
             }
         }
@@ -796,7 +796,7 @@ pub fn flush_packets(st: &mut State) {
 
 fn decode(t: &ZabTxn) -> Option<Proposal> {
     match decode_txn_bytes(&t.data) {
-        Ok((hdr, txn, _)) => Some(Proposal { hdr, txn }),
+        Ok((hdr, txn, d)) => Some(Proposal { hdr, txn, digest: d.map(|d| d.tree_digest) }),
         Err(e) => {
             tracing::error!("cannot decode txn {}: {e}", t.zxid);
             None
@@ -846,7 +846,7 @@ pub fn peer_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<Action>) {
                 } else {
                     for t in &txns {
                         if let Some(p) = decode(t) {
-                            let out = st.engine.apply_committed(&p.hdr, &p.txn, now);
+                            let out = st.engine.apply_committed(&p.hdr, &p.txn, p.digest, now);
                             st.dispatch(out);
                         }
                     }
@@ -995,7 +995,7 @@ pub fn logged(shared: &Arc<Shared>, st: &mut State, zxid: i64, log_generation: u
 pub fn propose(shared: &Arc<Shared>, st: &mut State, props: Vec<Proposal>) {
     let mut acts = Vec::new();
     for p in props {
-        let data = Bytes::from(txn_bytes(&p.hdr, &p.txn, None));
+        let data = Bytes::from(txn_bytes(&p.hdr, &p.txn, p.digest));
         if let Some(q) = st.quorum.as_mut() {
             // Apache's proposal size: the whole PROPOSAL packet.
             let n = data.len() as i64 + 28;

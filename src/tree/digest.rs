@@ -12,16 +12,35 @@ pub struct TreeDigest {
 pub const DIGEST_VERSION: i32 = 2;
 
 pub fn node_digest(path: &str, node: &Node) -> u64 {
+    let data = node.data().unwrap_or(&[]);
+    image_digest(path, &node.stat, DataSum::of(data))
+}
+
+/// A node's data as the digest sees it: its CRC32 and length, so that a pending change (which
+/// does not keep the data) can still be digested exactly (CRC32 combines).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataSum {
+    pub crc: u32,
+    pub len: u64,
+}
+
+impl DataSum {
+    pub fn of(data: &[u8]) -> DataSum {
+        let mut h = crc32fast::Hasher::new();
+        h.update(data);
+        DataSum { crc: h.finalize(), len: data.len() as u64 }
+    }
+}
+
+/// The digest of a node with this path, stat and data: CRC32 over path ‖ data ‖ stat fields.
+pub fn image_digest(path: &str, s: &super::NodeStat, data: DataSum) -> u64 {
     if path.starts_with("/zookeeper/") {
         return 0;
     }
     let path = if path == "/" { "" } else { path };
-    let s = &node.stat;
     let mut h = crc32fast::Hasher::new();
     h.update(path.as_bytes());
-    if let Some(d) = node.data() {
-        h.update(d);
-    }
+    h.combine(&crc32fast::Hasher::new_with_initial_len(data.crc, data.len));
     let mut b = [0u8; 60];
     b[0..8].copy_from_slice(&s.czxid.to_be_bytes());
     b[8..16].copy_from_slice(&s.mzxid.to_be_bytes());
