@@ -101,7 +101,7 @@ pub fn prep(ctx: &mut WriteCtx<'_>, kind: CreateKind, req: CreateArgs) -> Result
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
     let new_cversion = parent.stat.cversion + 1;
-    let data_sum = crate::tree::digest::DataSum::of(req.data.as_deref().unwrap_or(&[]));
+    
     if ctx.cfg.enforce_quota {
         ctx.view.tree.check_quota(&path, 1, req.data.as_ref().map_or(0, |d| d.len()) as i64)?;
     }
@@ -131,6 +131,7 @@ pub fn prep(ctx: &mut WriteCtx<'_>, kind: CreateKind, req: CreateArgs) -> Result
     p.stat.pzxid = ctx.zxid;
     ctx.view.put(parent_path, Some(p));
     let stat = NodeStat { czxid: ctx.zxid, mzxid: ctx.zxid, ctime: ctx.time, mtime: ctx.time, pzxid: ctx.zxid, ephemeral_owner: owner, ..Default::default() };
+    let data_sum = crate::tree::digest::DataSum::of(&path, txn_data(&txn));
     ctx.view.put(&path, Some(Rec { stat, num_children: 0, acl, data: data_sum }));
     Ok(txn)
 }
@@ -148,5 +149,13 @@ mod tests {
         assert_eq!(format_sequence(0), "0000000000");
         assert_eq!(format_sequence(2), "0000000002");
         assert_eq!(format_sequence(-1), "-000000001");
+    }
+}
+
+/// The data a create txn gives its node.
+fn txn_data(txn: &Txn) -> &[u8] {
+    match txn {
+        Txn::Create { data, .. } | Txn::CreateContainer { data, .. } | Txn::CreateTtl { data, .. } => data.as_deref().unwrap_or(&[]),
+        _ => &[],
     }
 }

@@ -129,14 +129,25 @@ impl<'a> PendingView<'a> {
         }
         let id = self.tree.lookup(path).ok_or(ErrorCode::NoNode)?;
         let n = self.tree.node(id);
-        Ok(Rec { stat: n.stat, num_children: n.num_children() as i32, acl: self.tree.acl(id).to_vec(), data: DataSum::of(n.data().unwrap_or(&[])) })
+        Ok(Rec { stat: n.stat, num_children: n.num_children() as i32, acl: self.tree.acl(id).to_vec(), data: DataSum::of(path, n.data().unwrap_or(&[])) })
+    }
+
+    /// The digest of the node at `path` as the pending view sees it (0 when absent).
+    fn digest_of(&self, path: &str) -> u64 {
+        if let Some((_, c)) = self.pending.changes.get(path) {
+            return c.as_ref().map_or(0, |r| image_digest(path, &r.stat, r.data));
+        }
+        match self.tree.lookup(path) {
+            Some(id) => crate::tree::digest::node_digest(path, self.tree.node(id)),
+            None => 0,
+        }
     }
 
     pub fn put(&mut self, path: &str, rec: Option<Rec>) {
         let path = if path.is_empty() { "/" } else { path };
         // Keep the predicted digest in step: the node as it was (pending or applied) out, as it
         // will be in.
-        let before = self.get(path).ok().map_or(0, |r| image_digest(path, &r.stat, r.data));
+        let before = self.digest_of(path);
         let after = rec.as_ref().map_or(0, |r| image_digest(path, &r.stat, r.data));
         let d = self.pending.digest(self.tree.digest.value);
         self.pending.digest = Some(d.wrapping_sub(before).wrapping_add(after));

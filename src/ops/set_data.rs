@@ -20,7 +20,7 @@ pub fn prep(ctx: &mut WriteCtx<'_>, req: SetDataRequest) -> Result<Txn, ErrorCod
     node.stat.version = version;
     node.stat.mzxid = ctx.zxid;
     node.stat.mtime = ctx.time;
-    node.data = crate::tree::digest::DataSum::of(req.data.as_deref().unwrap_or(&[]));
+    node.data = crate::tree::digest::DataSum::of(&req.path, req.data.as_deref().unwrap_or(&[]));
     ctx.view.put(&req.path, Some(node));
     Ok(Txn::SetData { reconfig: false, path: req.path, data: req.data, version })
 }

@@ -12,12 +12,15 @@ pub struct TreeDigest {
 pub const DIGEST_VERSION: i32 = 2;
 
 pub fn node_digest(path: &str, node: &Node) -> u64 {
-    let data = node.data().unwrap_or(&[]);
-    image_digest(path, &node.stat, DataSum::of(data))
+    if path.starts_with("/zookeeper/") {
+        return 0;
+    }
+    image_digest(path, &node.stat, DataSum::of(path, node.data().unwrap_or(&[])))
 }
 
-/// A node's data as the digest sees it: its CRC32 and length, so that a pending change (which
-/// does not keep the data) can still be digested exactly (CRC32 combines).
+/// The CRC32 (and length) of a node's path ‖ data: the part of its digest that does not change
+/// with its stat. A pending change record keeps this instead of the data, so the node can still
+/// be digested exactly as it will be.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DataSum {
     pub crc: u32,
@@ -25,22 +28,23 @@ pub struct DataSum {
 }
 
 impl DataSum {
-    pub fn of(data: &[u8]) -> DataSum {
+    pub fn of(path: &str, data: &[u8]) -> DataSum {
+        // The root is digested as "" (Apache's DigestCalculator).
+        let path = if path == "/" { "" } else { path };
         let mut h = crc32fast::Hasher::new();
+        h.update(path.as_bytes());
         h.update(data);
-        DataSum { crc: h.finalize(), len: data.len() as u64 }
+        DataSum { crc: h.finalize(), len: (path.len() + data.len()) as u64 }
     }
 }
 
-/// The digest of a node with this path, stat and data: CRC32 over path ‖ data ‖ stat fields.
-pub fn image_digest(path: &str, s: &super::NodeStat, data: DataSum) -> u64 {
+/// The digest of the node at `path` with this stat and path ‖ data sum: CRC32 over
+/// path ‖ data ‖ stat fields; nodes under /zookeeper/ count as 0.
+pub fn image_digest(path: &str, s: &super::NodeStat, sum: DataSum) -> u64 {
     if path.starts_with("/zookeeper/") {
         return 0;
     }
-    let path = if path == "/" { "" } else { path };
-    let mut h = crc32fast::Hasher::new();
-    h.update(path.as_bytes());
-    h.combine(&crc32fast::Hasher::new_with_initial_len(data.crc, data.len));
+    let mut h = crc32fast::Hasher::new_with_initial_len(sum.crc, sum.len);
     let mut b = [0u8; 60];
     b[0..8].copy_from_slice(&s.czxid.to_be_bytes());
     b[8..16].copy_from_slice(&s.mzxid.to_be_bytes());
