@@ -11,7 +11,7 @@ PYTHON  ?= python3
 PYTESTS := tests/python
 SERVER  := target/release/rzk-server
 
-.PHONY: all build run test test-rust test-python clean bench bench-ensemble test-kafka
+.PHONY: all build run test test-rust test-python clean bench bench-ensemble test-kafka test-kafka-ensemble
 
 all: build
 
@@ -60,3 +60,7 @@ bench-ensemble: build
 # nothing of it is kept in the repo. Needs java, npm, python3. See tests/kafka/run.sh.
 test-kafka: build
 	bash tests/kafka/run.sh
+
+# The same brokers on a 3-member rzk ensemble, whose leader is killed (SIGKILL) under them.
+test-kafka-ensemble: build
+	RZK_KAFKA_MEMBERS=3 bash tests/kafka/run.sh

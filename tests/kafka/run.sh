@@ -17,6 +17,8 @@
 #      broker gets "expired" on reconnect and re-registers with a larger czxid;
 #   5. describe again, produce/consume again, delete the topic (controller's recursive delete);
 #   6. graceful shutdown (SIGTERM: controlled shutdown, closeSession): /brokers/ids empties.
+# With RZK_KAFKA_MEMBERS=3 (make test-kafka-ensemble) rzk runs as a 3-member ensemble, and after
+# step 3 its leader is killed (SIGKILL) and restarted: the brokers must keep their sessions.
 # Every step is logged with its time; the transcript is left in $WORK/transcript.log
 # (WORK is printed; kept unless the run passed and RZK_KAFKA_KEEP is unset).
 #
@@ -70,7 +72,7 @@ cleanup() {
     rm -rf "$WORK"
     echo "transcript: $CACHE/last-transcript.log"
   else
-    echo "work dir kept: $WORK (transcript.log, rzk.log, k1/, k2/)"
+    echo "work dir kept: $WORK (transcript.log, rzk*.log, k1/, k2/)"
   fi
 }
 trap cleanup EXIT
@@ -103,11 +105,23 @@ PY="$VENV/bin/python"
 log "java: $(java -version 2>&1 | head -1); kafka: $(ls "$K/libs" | grep -o '^kafka_2.11-[0-9.]*jar' | head -1); kafka-python $("$PY" -c 'import kafka; print(kafka.__version__)')"
 log "work dir: $WORK"
 
-ZK_PORT=$(free_port)
+# RZK_KAFKA_MEMBERS=3: the brokers use a 3-member rzk ensemble instead of one server, and
+# after the first produce/consume the rzk leader is killed (SIGKILL) and restarted.
+MEMBERS="${RZK_KAFKA_MEMBERS:-1}"
 P1=$(free_port)
 P2=$(free_port)
-ZK="127.0.0.1:$ZK_PORT"
 BOOT="127.0.0.1:$P1,127.0.0.1:$P2"
+ZK=""
+SERVERS=""
+declare -a ZK_PORTS=() RZK_PIDS=()
+for m in $(seq 1 "$MEMBERS"); do
+  ZK_PORTS[$m]=$(free_port)
+  ZK="${ZK:+$ZK,}127.0.0.1:${ZK_PORTS[$m]}"
+  if [ "$MEMBERS" -gt 1 ]; then
+    SERVERS="${SERVERS}server.$m=127.0.0.1:$(free_port):$(free_port)
+"
+  fi
+done
 
 zk() { "$PY" "$HERE/zk.py" "$ZK" "$@"; }
 # jget EXPR: evaluates EXPR on the JSON object `d` read from stdin (json is available).
@@ -116,35 +130,64 @@ topics() {
   java -Dlog4j.configuration="file:$K/config/tools-log4j.properties" -cp "$K/libs/*" \
     kafka.admin.TopicCommand --zookeeper "$ZK" "$@" 2>&1
 }
+# four_letter PORT CMD: the command's output ("" when the server does not answer).
+four_letter() {
+  python3 -c "import socket
+try:
+  s=socket.create_connection(('127.0.0.1',$1),1); s.sendall(b'$2'); out=b''
+  while True:
+    b=s.recv(65536)
+    if not b: break
+    out+=b
+  print(out.decode())
+except Exception: pass" 2>/dev/null
+}
+# A member's srvr Mode (empty while it does not serve).
+mode_of() { four_letter "${ZK_PORTS[$1]}" srvr | sed -n 's/^Mode: //p'; }
 
 # --------------------------------------------------------------------------------------------
 # rzk
 # --------------------------------------------------------------------------------------------
 
-mkdir -p "$WORK/zk"
-cat >"$WORK/zoo.cfg" <<EOF
+start_member() {
+  local m=$1 d="$WORK/zk$1"
+  mkdir -p "$d"
+  [ "$MEMBERS" -gt 1 ] && echo "$m" >"$d/myid"
+  cat >"$WORK/zoo$m.cfg" <<EOF
 tickTime=2000
-dataDir=$WORK/zk
-clientPort=$ZK_PORT
+initLimit=10
+syncLimit=5
+dataDir=$d
+clientPort=${ZK_PORTS[$m]}
 clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=*
 maxClientCnxns=0
 metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider
+$SERVERS
 EOF
-"$SERVER" start-foreground "$WORK/zoo.cfg" >"$WORK/rzk.log" 2>&1 &
-RZK_PID=$!
-PIDS+=("$RZK_PID")
-for _ in $(seq 1 100); do
-  r=$(python3 -c "import socket,sys
-try:
-  s=socket.create_connection(('127.0.0.1',$ZK_PORT),1); s.sendall(b'ruok'); print(s.recv(16).decode())
-except Exception: pass" 2>/dev/null)
-  [ "$r" = "imok" ] && break
-  sleep 0.1
+  "$SERVER" start-foreground "$WORK/zoo$m.cfg" >>"$WORK/rzk$m.log" 2>&1 &
+  RZK_PIDS[$m]=$!
+  PIDS+=("${RZK_PIDS[$m]}")
+  # Not a shell job: a member killed on purpose is not reported as "Killed".
+  disown "${RZK_PIDS[$m]}"
+}
+# wait_serving M...: until every listed member serves (standalone, leader or follower).
+wait_serving() {
+  local m ok
+  for _ in $(seq 1 300); do
+    ok=1
+    for m in "$@"; do [ -n "$(mode_of "$m")" ] || ok=0; done
+    [ "$ok" = 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+for m in $(seq 1 "$MEMBERS"); do start_member "$m"; done
+wait_serving $(seq 1 "$MEMBERS") || die "rzk did not start serving (see $WORK/rzk*.log)"
+for m in $(seq 1 "$MEMBERS"); do
+  log "rzk-server $m: pid ${RZK_PIDS[$m]} on 127.0.0.1:${ZK_PORTS[$m]}, Mode: $(mode_of "$m")"
 done
-[ "$r" = "imok" ] || die "rzk-server did not answer ruok (see $WORK/rzk.log)"
-log "rzk-server pid $RZK_PID on $ZK"
 
 # --------------------------------------------------------------------------------------------
 # Brokers
@@ -221,6 +264,31 @@ log "kafka-python: consume them with group g1"
 out=$(zk children /brokers/topics)
 log "/brokers/topics = $(echo "$out" | jget 'd["children"]')"
 
+if [ "$MEMBERS" -gt 1 ]; then
+  # ------------------------------------------------------------------------------------------
+  # The rzk leader dies under the brokers; their sessions must survive the re-election.
+  # ------------------------------------------------------------------------------------------
+  L=""
+  for m in $(seq 1 "$MEMBERS"); do [ "$(mode_of "$m")" = leader ] && L=$m; done
+  [ -n "$L" ] || die "no rzk leader"
+  BROKER_SESSIONS=$(for id in 1 2; do zk get /brokers/ids/$id | jget 'd["stat"]["ephemeralOwner"]'; done | tr '\n' ' ')
+  log "SIGKILL the rzk leader (member $L, pid ${RZK_PIDS[$L]}); broker sessions: $BROKER_SESSIONS"
+  kill -KILL "${RZK_PIDS[$L]}"
+  T_KILL=$(date +%s.%N)
+  REST=$(seq 1 "$MEMBERS" | grep -vx "$L" | tr '\n' ' ')
+  wait_serving $REST || fail "the other members did not elect a leader"
+  for m in $REST; do [ "$(mode_of "$m")" = leader ] && log "member $m leads, $(since "$T_KILL") s after the kill"; done
+  start_member "$L"
+  wait_serving $(seq 1 "$MEMBERS") || fail "member $L did not rejoin"
+  log "member $L restarted: Mode: $(mode_of "$L") ($(grep -o 'Getting a diff from the leader\|Getting a snapshot from leader\|Truncating log' "$WORK/rzk$L.log" | tail -1))"
+  NOW_SESSIONS=$(for id in 1 2; do zk get /brokers/ids/$id | jget 'd["stat"]["ephemeralOwner"]'; done | tr '\n' ' ')
+  [ "$NOW_SESSIONS" = "$BROKER_SESSIONS" ] || fail "broker registrations changed: $NOW_SESSIONS (were $BROKER_SESSIONS)"
+  log "both brokers still registered with the same sessions: $NOW_SESSIONS"
+  log "kafka-python: produce 20 and consume them (group g0) after the rzk failover"
+  "$PY" "$HERE/clients.py" "$BOOT" produce "$T" 20 zkfail | tee -a "$TRANSCRIPT" || fail "produce (after rzk failover)"
+  "$PY" "$HERE/clients.py" "$BOOT" consume "$T" 20 zkfail g0 | tee -a "$TRANSCRIPT" || fail "consume (after rzk failover)"
+fi
+
 # --------------------------------------------------------------------------------------------
 # Controller stalls past its session timeout
 # --------------------------------------------------------------------------------------------
@@ -279,11 +347,13 @@ for id in 1 2; do
   log "  /brokers/ids = $(zk children /brokers/ids | jget 'd["children"]'), /controller = $(zk get /controller | jget 'd.get("data")'), /controller_epoch = $(zk get /controller_epoch | jget 'd["data"]')"
 done
 [ "$(zk children /brokers/ids | jget 'd["children"]')" = "[]" ] || fail "/brokers/ids not empty after shutdown"
-kill -0 "$RZK_PID" 2>/dev/null || fail "rzk-server died"
-grep -iE "panic|ERROR" "$WORK/rzk.log" | head -5 | while read -r l; do log "rzk.log: $l"; done
+for m in $(seq 1 "$MEMBERS"); do
+  kill -0 "${RZK_PIDS[$m]}" 2>/dev/null || fail "rzk-server $m died"
+  grep -iE "panic|ERROR" "$WORK/rzk$m.log" | head -5 | while read -r l; do log "rzk$m.log: $l"; done
+done
 
 if [ "$FAILED" = 0 ]; then
-  log "PASS: Kafka 0.9.0.1 ran against rzk (topics, clients, controller failover by session expiry, deletion, shutdown)"
+  log "PASS: Kafka 0.9.0.1 ran against rzk, $MEMBERS member(s) (topics, clients, controller failover by session expiry, deletion, shutdown$([ "$MEMBERS" -gt 1 ] && echo ', rzk leader killed'))"
   exit 0
 fi
 log "FAILED (see $WORK)"
