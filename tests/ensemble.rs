@@ -51,6 +51,11 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
 
 impl Ensemble {
     fn start(voters: usize, observers: usize) -> Ensemble {
+        Self::start_named(voters, observers, "127.0.0.1")
+    }
+
+    /// `host` is written into the server.N lines (an address or a name to resolve).
+    fn start_named(voters: usize, observers: usize, host: &str) -> Ensemble {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = TestDir::new("ensemble");
         let n = voters + observers;
@@ -58,7 +63,7 @@ impl Ensemble {
         let mut servers = String::new();
         for (i, (_, q, e)) in ports.iter().enumerate() {
             let role = if i < voters { "" } else { ":observer" };
-            servers.push_str(&format!("server.{}=127.0.0.1:{q}:{e}{role}\n", i + 1));
+            servers.push_str(&format!("server.{}={host}:{q}:{e}{role}\n", i + 1));
         }
         let mut members = Vec::new();
         for (i, (c, qp, ep)) in ports.iter().enumerate() {
@@ -517,4 +522,18 @@ fn garbage_on_the_quorum_and_election_ports_is_dropped_and_the_ensemble_carries_
         c.create(&format!("/after-junk-{i}"), None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
         c.close();
     }
+}
+
+#[test]
+fn members_named_by_host_name_form_an_ensemble() {
+    // server.N lines with a host name: resolved on every connection attempt.
+    let e = Ensemble::start_named(3, 0, "localhost");
+    let all = [0, 1, 2];
+    e.wait_stable(&all);
+    let c = e.connect(0);
+    c.create("/load", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.create("/load/by-name", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.close();
+    let expect: BTreeSet<String> = ["by-name".to_string()].into_iter().collect();
+    check_every_member_has(&e, &all, &expect);
 }
