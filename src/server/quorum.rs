@@ -1003,11 +1003,15 @@ pub fn propose(shared: &Arc<Shared>, st: &mut State, props: Vec<Proposal>) {
             q.proposal_sizes = (n, if mn < 0 { n } else { mn.min(n) }, mx.max(n));
         }
         let Some(q) = st.quorum.as_mut() else { return };
+        let mut log = false;
         for a in q.peer.propose(ZabTxn { zxid: Zxid(p.hdr.zxid), data }) {
             match a {
-                Action::Log(_) => st.log_buf.push(p.clone()),
+                Action::Log(_) => log = true,
                 other => acts.push(other),
             }
+        }
+        if log {
+            st.log_buf.push(p);
         }
     }
     peer_actions(shared, st, acts);
