@@ -288,13 +288,11 @@ impl Engine {
     /// The connection went away (EOF, error, or we closed it). Its watches die with it; its
     /// session lives on until it expires or the client reconnects.
     pub fn disconnect(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
-            if let Some(s) = c.session {
-                if self.session_conn.get(&s) == Some(&conn) {
+        if let Some(c) = self.conns.remove(&conn)
+            && let Some(s) = c.session
+                && self.session_conn.get(&s) == Some(&conn) {
                     self.session_conn.remove(&s);
                 }
-            }
-        }
         self.watches.remove_watcher(conn);
     }
 
@@ -526,12 +524,11 @@ impl Engine {
             return out;
         }
         // A good reconnect takes the session over from any older connection.
-        if let Some(&old) = self.session_conn.get(&sid) {
-            if old != conn {
+        if let Some(&old) = self.session_conn.get(&sid)
+            && old != conn {
                 self.disconnect(old);
                 out.push(Output::Close(old));
             }
-        }
         self.sessions.set_timeout(sid, timeout, now.mono_ms);
         if self.role == Role::Learner {
             self.touched.insert(sid);
@@ -830,11 +827,10 @@ impl Engine {
         }
         for &id in &self.tree.ttls {
             let n = self.tree.node(id);
-            if let NodeKind::Ttl(ttl) = n.stat.kind(true) {
-                if n.num_children() == 0 && now.wall_ms - n.stat.mtime > ttl {
+            if let NodeKind::Ttl(ttl) = n.stat.kind(true)
+                && n.num_children() == 0 && now.wall_ms - n.stat.mtime > ttl {
                     candidates.push(self.tree.path_of(id));
                 }
-            }
         }
         candidates.truncate(self.cfg.container_max_per_minute as usize);
         for path in candidates {

@@ -8,11 +8,10 @@ pub fn frame(xid: i32, zxid: i64, err: i32, body: Option<&dyn Fn(&mut Writer)>) 
     let mut w = Writer::with_capacity(64);
     let at = w.begin_frame();
     ReplyHeader { xid, zxid, err }.write(&mut w);
-    if err == 0 {
-        if let Some(f) = body {
+    if err == 0
+        && let Some(f) = body {
             f(&mut w);
         }
-    }
     w.finish_frame(at);
     w.buf
 }

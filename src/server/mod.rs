@@ -53,11 +53,10 @@ impl State {
             // Writes first (they were prepared before these outputs were produced); the
             // leader proposes them to the quorum, a learner forwards them to its leader.
             let props = self.engine.take_proposals();
-            if !props.is_empty() {
-                if let Some(shared) = self.shared.upgrade() {
+            if !props.is_empty()
+                && let Some(shared) = self.shared.upgrade() {
                     quorum::propose(&shared, self, props);
                 }
-            }
             quorum::forward(self);
             if !self.log_batching {
                 self.log_flush();
@@ -88,12 +87,11 @@ impl State {
     }
 
     fn log_send(&self, m: durability::LogMsg) {
-        if let Some(log) = &self.log {
-            if log.send(m).is_err() {
+        if let Some(log) = &self.log
+            && log.send(m).is_err() {
                 tracing::error!("the txn log thread is gone; exiting");
                 std::process::exit(3);
             }
-        }
     }
 
     /// Queues txns for the log thread (quorum mode: its report comes back through

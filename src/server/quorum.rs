@@ -419,13 +419,11 @@ fn election_reader(shared: Arc<Shared>, net: Arc<ElectionNet>, sid: ServerId, s:
         election_actions(&shared, &mut st, acts);
     }
     let mut g = net.inner.lock();
-    if let Some((_, s)) = g.conns.get(&sid) {
-        if let (Ok(a), Ok(b)) = (s.peer_addr(), r.get_ref().peer_addr()) {
-            if a == b && s.local_addr().ok() == r.get_ref().local_addr().ok() {
+    if let Some((_, s)) = g.conns.get(&sid)
+        && let (Ok(a), Ok(b)) = (s.peer_addr(), r.get_ref().peer_addr())
+            && a == b && s.local_addr().ok() == r.get_ref().local_addr().ok() {
                 g.conns.remove(&sid);
             }
-        }
-    }
 }
 
 fn election_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<ElectionAction>) {
@@ -474,12 +472,11 @@ pub fn go_looking(shared: &Arc<Shared>, st: &mut State, why: &str) {
     // Apache's fastForwardDataBase: what this server logged but saw no commit for is applied
     // now (its clients are gone, so nobody is answered); the next leader keeps or TRUNCs it.
     for t in &rest {
-        if t.zxid.0 > st.engine.tree.last_processed_zxid {
-            if let Some(p) = decode(t) {
+        if t.zxid.0 > st.engine.tree.last_processed_zxid
+            && let Some(p) = decode(t) {
                 let out = st.engine.apply_committed(&p.hdr, &p.txn, p.digest, now);
                 st.dispatch(out);
             }
-        }
     }
     let q = st.quorum.as_mut().unwrap();
     let last = q.peer.last_logged();
@@ -606,7 +603,7 @@ fn connect_to_leader(shared: Arc<Shared>, leader: ServerId, generation_: u64) {
                     stream = Some(s);
                     break;
                 }
-                Err(e) if attempt == 1 || attempt % 10 == 0 => tracing::warn!("cannot connect to leader {leader} at {addr} (attempt {attempt}): {e}"),
+                Err(e) if attempt == 1 || attempt.is_multiple_of(10) => tracing::warn!("cannot connect to leader {leader} at {addr} (attempt {attempt}): {e}"),
                 Err(_) => {}
             }
         }
@@ -1032,8 +1029,8 @@ pub fn tick(shared: &Arc<Shared>, st: &mut State) {
 pub fn forward(st: &mut State) {
     // REVALIDATEs first: a request pipelined behind a reconnect must reach the leader after it.
     let rv = st.engine.take_revalidations();
-    if !rv.is_empty() {
-        if let Some(leader) = st.quorum.as_ref().and_then(|q| q.leader) {
+    if !rv.is_empty()
+        && let Some(leader) = st.quorum.as_ref().and_then(|q| q.leader) {
             for (sid, timeout) in rv {
                 let mut d = Vec::with_capacity(12);
                 d.extend_from_slice(&sid.0.to_be_bytes());
@@ -1041,7 +1038,6 @@ pub fn forward(st: &mut State) {
                 send_pkt(st, leader, &QuorumPacket::new(pk::REVALIDATE, -1, Some(d)));
             }
         }
-    }
     let fw = st.engine.take_forwards();
     if fw.is_empty() {
         return;

@@ -117,14 +117,13 @@ impl Sessions {
     }
 
     pub fn remove(&mut self, id: SessionId) {
-        if let Some(s) = self.map.remove(&id) {
-            if let Some(b) = self.buckets.get_mut(&s.expires_at) {
+        if let Some(s) = self.map.remove(&id)
+            && let Some(b) = self.buckets.get_mut(&s.expires_at) {
                 b.remove(&id);
                 if b.is_empty() {
                     self.buckets.remove(&s.expires_at);
                 }
             }
-        }
     }
 
     /// Sessions whose bucket has passed and that are not already closing.

@@ -178,11 +178,10 @@ impl DataTree {
             // Replay over a fuzzy snapshot: the child may already be gone from the snapshot while
             // its parent was written earlier; the parent's pzxid still moves forward (as Apache's
             // DataTree.deleteNode).
-            if let Some(parent) = self.lookup(parent_path(path)) {
-                if path != "/" && zxid > self.node(parent).stat.pzxid {
+            if let Some(parent) = self.lookup(parent_path(path))
+                && path != "/" && zxid > self.node(parent).stat.pzxid {
                     self.modify_node(parent, parent_path(path), |n| n.stat.pzxid = zxid);
                 }
-            }
             return Err(ErrorCode::NoNode);
         };
         let id: NodeId = id;

@@ -91,11 +91,10 @@ impl DataTree {
                 if !target.is_empty() {
                     self.quotas.prefixes.insert(target.to_string());
                 }
-            } else if let Some(target) = rest.strip_suffix(&format!("/{STAT_NODE}")) {
-                if !target.is_empty() {
+            } else if let Some(target) = rest.strip_suffix(&format!("/{STAT_NODE}"))
+                && !target.is_empty() {
                     self.recount_quota(target);
                 }
-            }
             return;
         }
         self.quota_update(path, 1, data_len);

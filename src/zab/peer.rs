@@ -256,11 +256,10 @@ impl Peer {
             Role::Following(l) => l.pending.into_iter().collect(),
             Role::Looking => Vec::new(),
         };
-        if let Some(last) = rest.last() {
-            if last.zxid > self.durable.last_logged {
+        if let Some(last) = rest.last()
+            && last.zxid > self.durable.last_logged {
                 self.durable.last_logged = last.zxid;
             }
-        }
         for t in &rest {
             Self::remember(&self.cfg, &mut self.durable, t.clone());
         }
@@ -521,11 +520,10 @@ impl Peer {
                 Self::leader_try_commit(&self.cfg, &mut self.durable, ld, now, out);
             }
             pk::PING => {
-                if let Some(d) = pkt.data {
-                    if !d.is_empty() {
+                if let Some(d) = pkt.data
+                    && !d.is_empty() {
                         out.push(Action::TouchSessions { from, data: Bytes::from(d) });
                     }
-                }
             }
             pk::REQUEST => {
                 // A client `sync` forwarded by a learner: answered once everything proposed so far

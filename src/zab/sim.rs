@@ -340,9 +340,9 @@ impl Sim {
             let i = self.idx(id);
             // Named crash points: the server dies just before carrying out one of these
             // actions, i.e. between two durable steps of the protocol.
-            if self.faults_on && self.nodes[i].up {
-                if let Some((point, p)) = crash_point(&a) {
-                    if self.rng.gen_bool(p) {
+            if self.faults_on && self.nodes[i].up
+                && let Some((point, p)) = crash_point(&a)
+                    && self.rng.gen_bool(p) {
                         *self.report.crash_points.entry(point).or_default() += 1;
                         if self.trace {
                             println!("t={} CRASH {id} at {point}", self.now);
@@ -350,8 +350,6 @@ impl Sim {
                         self.crash(i);
                         return;
                     }
-                }
-            }
             if self.trace {
                 match &a {
                     Action::Send { pkt, .. } if matches!(pkt.kind, pk::PING | pk::ACK | pk::COMMIT | pk::PROPOSAL) => {}
@@ -615,7 +613,7 @@ impl Sim {
                 self.flush(i);
             }
         }
-        if self.now % 10 == 0 {
+        if self.now.is_multiple_of(10) {
             for i in 0..self.nodes.len() {
                 if !self.nodes[i].up {
                     continue;

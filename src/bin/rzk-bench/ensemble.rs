@@ -5,6 +5,7 @@
 //! - failover: a client on a follower, the leader killed with SIGKILL, the time until the first
 //!   write is committed again (its reply received), repeated `--failovers` times with the old
 //!   leader restarted in between.
+//!
 //! Prints both kinds side by side and the ratio rzk/Apache.
 
 use super::*;
