@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestDir, free_port, rzk_server_bin, try_four_letter};
+use common::{TestDir, free_port, rzk_server_bin, try_four_letter, wait_for};
 use rzk::cli::client::{Client, CreateMode, States};
 use rzk::tree::acl::open_acl_unsafe;
 use std::collections::BTreeSet;
@@ -35,19 +35,6 @@ struct Ensemble {
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Polls `f` every 50 ms until it gives Some, or panics with `what` after `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 impl Ensemble {
     fn start(voters: usize, observers: usize) -> Ensemble {

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{ApacheZk, TestDir, free_port, rzk_server_bin, try_four_letter};
+use common::{ApacheZk, LOG4J_PROPERTIES, TestDir, free_port, rzk_server_bin, try_four_letter, wait_for};
 use rzk::cli::client::{Client, CreateMode, States};
 use rzk::jute::records::Stat;
 use rzk::tree::acl::open_acl_unsafe;
@@ -56,29 +56,7 @@ struct Ensemble {
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Polls `f` every 50 ms until it gives Some, or panics with `what` after `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
-/// Same as in common: the log goes to `<dir>/zookeeper.log`, nothing to stdout.
-const LOG4J_PROPERTIES: &str = "\
-log4j.rootLogger=${zookeeper.root.logger}
-log4j.appender.FILE=org.apache.log4j.FileAppender
-log4j.appender.FILE.File=${zookeeper.log.dir}/${zookeeper.log.file}
-log4j.appender.FILE.Append=true
-log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
-log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n
-";
 
 impl Ensemble {
     /// `kinds[i]` is the kind of server `i + 1`.

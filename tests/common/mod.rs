@@ -276,7 +276,7 @@ fn wait_exit(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
 // Apache ZooKeeper
 // ---------------------------------------------------------------------------------------------
 
-const LOG4J_PROPERTIES: &str = "\
+pub const LOG4J_PROPERTIES: &str = "\
 log4j.rootLogger=${zookeeper.root.logger}
 log4j.appender.FILE=org.apache.log4j.FileAppender
 log4j.appender.FILE.File=${zookeeper.log.dir}/${zookeeper.log.file}
@@ -810,4 +810,18 @@ pub fn strip_zkcli_noise(stdout: &str) -> String {
         })
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// Polls `f` every 50 ms until it gives Some, or panics with `what` after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
