@@ -38,11 +38,13 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 impl Ensemble {
     fn start(voters: usize, observers: usize) -> Ensemble {
-        Self::start_named(voters, observers, "127.0.0.1")
+        Self::start_named(voters, observers, "127.0.0.1", false)
     }
 
     /// `host` is written into the server.N lines (an address or a name to resolve).
-    fn start_named(voters: usize, observers: usize, host: &str) -> Ensemble {
+    /// With `client_in_line`, the client port is given only in the server.N lines
+    /// (`;127.0.0.1:port`), not as clientPort.
+    fn start_named(voters: usize, observers: usize, host: &str, client_in_line: bool) -> Ensemble {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = TestDir::new("ensemble");
         let n = voters + observers;
@@ -50,7 +52,8 @@ impl Ensemble {
         let mut servers = String::new();
         for (i, (_, q, e)) in ports.iter().enumerate() {
             let role = if i < voters { "" } else { ":observer" };
-            servers.push_str(&format!("server.{}={host}:{q}:{e}{role}\n", i + 1));
+            let client = if client_in_line { format!(";127.0.0.1:{}", ports[i].0) } else { String::new() };
+            servers.push_str(&format!("server.{}={host}:{q}:{e}{role}{client}\n", i + 1));
         }
         let mut members = Vec::new();
         for (i, (c, qp, ep)) in ports.iter().enumerate() {
@@ -59,8 +62,9 @@ impl Ensemble {
             fs::create_dir_all(&d).unwrap();
             fs::write(d.join("myid"), format!("{id}\n")).unwrap();
             let peer_type = if i < voters { "" } else { "peerType=observer\n" };
+            let client = if client_in_line { String::new() } else { format!("clientPort={c}\nclientPortAddress=127.0.0.1\n") };
             let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={c}\nclientPortAddress=127.0.0.1\n\
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\n{client}\
                  admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
                  metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\n{peer_type}{servers}",
                 d.display()
@@ -514,7 +518,7 @@ fn garbage_on_the_quorum_and_election_ports_is_dropped_and_the_ensemble_carries_
 #[test]
 fn members_named_by_host_name_form_an_ensemble() {
     // server.N lines with a host name: resolved on every connection attempt.
-    let e = Ensemble::start_named(3, 0, "localhost");
+    let e = Ensemble::start_named(3, 0, "localhost", false);
     let all = [0, 1, 2];
     e.wait_stable(&all);
     let c = e.connect(0);
@@ -523,4 +527,20 @@ fn members_named_by_host_name_form_an_ensemble() {
     c.close();
     let expect: BTreeSet<String> = ["by-name".to_string()].into_iter().collect();
     check_every_member_has(&e, &all, &expect);
+}
+
+#[test]
+fn the_client_port_may_be_given_only_in_the_server_lines() {
+    // `server.N=host:q:e;127.0.0.1:port` and no clientPort key, as Apache 3.5+ allows.
+    let e = Ensemble::start_named(3, 0, "127.0.0.1", true);
+    let all = [0, 1, 2];
+    e.wait_stable(&all);
+    let c = e.connect(1);
+    c.create("/load", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.close();
+    for i in all {
+        let out = Command::new(rzk_server_bin()).arg("status").arg(e.members[i].dir.join("zoo.cfg")).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(text.contains(&format!("Client port found: {}.", e.members[i].client_port)), "{text}");
+    }
 }

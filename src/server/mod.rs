@@ -208,6 +208,23 @@ impl Server {
         if config.is_quorum() && config.server_id == 0 {
             config.server_id = quorum::read_myid(&config.data_dir).map_err(std::io::Error::other)?;
         }
+        if config.is_quorum() && config.client_port.is_none() {
+            // Apache 3.5+: the client address may be given only in this server's line,
+            // `server.N=host:q:e[:role];[clientAddr:]clientPort`.
+            let me = config.server_id;
+            if let Some(q) = config.servers.iter().find(|(n, _)| *n == me).and_then(|(n, v)| quorum::parse_server_line(*n, v).ok()) {
+                if let Some(ca) = q.client_addr {
+                    let (host, port) = match ca.rsplit_once(':') {
+                        Some((h, p)) => (Some(h.trim_start_matches('[').trim_end_matches(']').to_string()), p),
+                        None => (None, ca.as_str()),
+                    };
+                    config.client_port = port.trim().parse().ok();
+                    if host.is_some() {
+                        config.client_port_address = host;
+                    }
+                }
+            }
+        }
         let addr = config.client_listen_addr().ok_or_else(|| std::io::Error::other("clientPort is not set"))?;
         let listener = TcpListener::bind(&addr)
             .await
