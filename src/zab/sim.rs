@@ -581,6 +581,14 @@ impl Sim {
                 if !self.nodes[ti].conns.contains(&m.from) {
                     return;
                 }
+                // As the shell does (server/quorum.rs `serve_learner`): a learner's first packet
+                // that arrives while this server is still finishing its election waits until it
+                // leads, instead of being dropped.
+                if matches!(p.kind, pk::FOLLOWERINFO | pk::OBSERVERINFO) && matches!(self.nodes[ti].peer.role, super::peer::Role::Looking) {
+                    self.seq += 1;
+                    self.net.push(InFlight { at: self.now + 5, seq: self.seq, from: m.from, to: m.to, chan: Channel::Quorum, msg: Msg::Pkt(p) });
+                    return;
+                }
                 if p.kind == pk::DIFF {
                     self.report.diffs += 1;
                 }
@@ -751,6 +759,17 @@ mod tests {
         for &seed in REGRESSIONS {
             Sim::run(seed, SimConfig::default());
         }
+        // Two voters (both needed for a quorum): a learner's FOLLOWERINFO that reached the
+        // leader-to-be before it finished its election was lost, and the pair never formed.
+        for seed in [600_583, 601_231, 603_351] {
+            Sim::run(seed, SimConfig { voters: 2, ..SimConfig::default() });
+        }
+    }
+
+    #[test]
+    fn two_voters_keep_every_invariant() {
+        let r = sweep(20_000..20_200, SimConfig { voters: 2, ..SimConfig::default() });
+        assert!(r.acknowledged > 5_000 && r.crashes > 100, "{r:?}");
     }
 
     fn sweep(seeds: std::ops::Range<u64>, cfg: SimConfig) -> SimReport {
