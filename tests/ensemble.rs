@@ -544,3 +544,22 @@ fn the_client_port_may_be_given_only_in_the_server_lines() {
         assert!(text.contains(&format!("Client port found: {}.", e.members[i].client_port)), "{text}");
     }
 }
+
+#[test]
+fn two_members_form_an_ensemble_and_stop_serving_without_each_other() {
+    let mut e = Ensemble::start(2, 0);
+    let all = [0, 1];
+    let leader = e.wait_stable(&all);
+    let c = e.connect(1 - leader);
+    c.create("/load", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.create("/load/pair", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
+    c.close();
+    let expect: BTreeSet<String> = ["pair".to_string()].into_iter().collect();
+    check_every_member_has(&e, &all, &expect);
+    // A quorum of two needs both: without its follower the leader stops serving.
+    e.kill(1 - leader);
+    wait_for(Duration::from_secs(20), "the lone leader to stop serving", || e.mode(leader).is_none().then_some(()));
+    e.launch(1 - leader);
+    e.wait_stable(&all);
+    check_every_member_has(&e, &all, &expect);
+}
