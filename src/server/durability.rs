@@ -79,6 +79,7 @@ pub fn load(cfg: &ServerConfig) -> Result<Loaded, String> {
     let mut tree = r.tree;
     let live: HashSet<SessionId> = r.sessions.iter().map(|s| s.0).collect();
     let dead: Vec<SessionId> = tree.ephemeral_sessions().map(|(s, _)| s).filter(|s| !live.contains(s)).collect();
+    let cleaned = !dead.is_empty();
     for sid in dead {
         // As Apache's ZKDatabase.loadData: applied directly at the last zxid, not logged.
         let paths = tree.ephemerals_of(sid);
@@ -95,12 +96,16 @@ pub fn load(cfg: &ServerConfig) -> Result<Loaded, String> {
         started.elapsed().as_millis(),
         r.txns_replayed
     );
-    // Standalone (as Apache's ZooKeeperServer.loadData) snapshots what it restored. An ensemble
-    // member only does when it has no snapshot yet (Apache's snapshot.0 of a fresh server): its
-    // log may end in txns no leader committed, which a TRUNC must be able to take back (and a
-    // TRUNC removes snapshots newer than its zxid).
+    // A fresh server writes snapshot.0 (as Apache). Otherwise a standalone server snapshots what
+    // it restored only when the restore changed the tree beyond replaying its own files: the
+    // ephemerals of dead sessions removed above are not logged, and a later replay must not see
+    // them again under txns logged after this start (Apache's ZooKeeperServer.loadData snapshots
+    // every time). A tree that is exactly snapshot + log needs no new snapshot: the files give it
+    // back, and start-up is not held up writing the whole tree. An ensemble member never
+    // snapshots here: its log may end in txns no leader committed, which a TRUNC must be able to
+    // take back (a TRUNC removes snapshots newer than its zxid).
     let had_snapshot = r.snapshot.is_some();
-    if !cfg.is_quorum() || !had_snapshot {
+    if !had_snapshot || (!cfg.is_quorum() && cleaned) {
         write_snapshot(&snap_dir, &tree, &r.sessions, &snapshot_options(cfg)?).map_err(|e| e.to_string())?;
     }
     Ok(Loaded { tree, sessions: r.sessions })
@@ -364,4 +369,48 @@ pub fn lgif(shared: &Arc<Shared>) -> String {
         term(first),
         term(last)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::acl::open_acl_unsafe;
+
+    fn snapshots(cfg: &ServerConfig) -> Vec<i64> {
+        crate::storage::snapshot::list_snapshots(&cfg.snap_dir()).unwrap().into_iter().map(|s| s.0).collect()
+    }
+
+    fn create(zxid: i64, owner: i64, path: &str, ephemeral: bool) -> (TxnHeader, Txn) {
+        let hdr = TxnHeader { client_id: owner, cxid: 1, zxid, time: 1, txn_type: 1 };
+        let txn = Txn::Create { create2: false, path: path.into(), data: None, acl: open_acl_unsafe(), ephemeral, parent_cversion: -1 };
+        (hdr, txn)
+    }
+
+    #[test]
+    fn a_restart_snapshots_only_a_fresh_dir_or_a_tree_it_changed() {
+        let dir = std::env::temp_dir().join(format!("rzk-durability-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = ServerConfig::default_standalone(dir.clone());
+        // Fresh: snapshot.0, as Apache.
+        load(&cfg).unwrap();
+        assert_eq!(snapshots(&cfg), vec![0]);
+        // A logged txn: the restart replays it and writes nothing (snapshot + log give it back).
+        let mut w = TxnLogWriter::new(cfg.txn_log_dir());
+        let (h, t) = create(1, 0, "/a", false);
+        w.append(&h, &t, None).unwrap();
+        w.close().unwrap();
+        let l = load(&cfg).unwrap();
+        assert!(l.tree.lookup("/a").is_some());
+        assert_eq!(snapshots(&cfg), vec![0]);
+        // An ephemeral whose session is not live: removed at load, which is not logged, so the
+        // changed tree is snapshotted before anything else is logged after it.
+        let mut w = TxnLogWriter::new(cfg.txn_log_dir());
+        let (h, t) = create(2, 0x77, "/eph", true);
+        w.append(&h, &t, None).unwrap();
+        w.close().unwrap();
+        let l = load(&cfg).unwrap();
+        assert!(l.tree.lookup("/eph").is_none());
+        assert_eq!(snapshots(&cfg), vec![0, 2]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
