@@ -283,7 +283,16 @@ fn a_follower_with_a_wiped_data_dir_rejoins_through_a_snapshot() {
     c.close();
     let f = (leader + 1) % 3;
     e.kill(f);
-    fs::remove_dir_all(e.members[f].dir.join("version-2")).unwrap();
+    let v2 = e.members[f].dir.join("version-2");
+    // Retried: a removal can race with the kernel still tearing down the killed process's files.
+    for _ in 0..5 {
+        match fs::remove_dir_all(&v2) {
+            Ok(()) => break,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::thread::sleep(Duration::from_millis(50)),
+            Err(err) => panic!("cannot wipe {}: {err}", v2.display()),
+        }
+    }
+    assert!(!v2.exists(), "{} still there", v2.display());
     let mark = e.log(f).len();
     e.launch(f);
     e.wait_stable(&all);
