@@ -254,16 +254,10 @@ struct NetInner {
     dialing: std::collections::BTreeSet<ServerId>,
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(4 + payload.len());
-    v.extend_from_slice(&(payload.len() as i32).to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
-
 impl ElectionNet {
     fn send(self: &Arc<Self>, shared: &Arc<Shared>, to: ServerId, payload: Vec<u8>) {
-        let f = frame(&payload);
+        let mut f = Vec::with_capacity(4 + payload.len());
+        pk::encode_frame(&payload, &mut f);
         let mut g = self.inner.lock();
         g.last.insert(to, f.clone());
         if let Some((tx, _)) = g.conns.get(&to) {

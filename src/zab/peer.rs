@@ -178,14 +178,6 @@ pub struct Peer {
     pub role: Role,
 }
 
-fn learner_info_bytes(me: ServerId, config_version: i64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(20);
-    v.extend_from_slice(&(me.0 as i64).to_be_bytes());
-    v.extend_from_slice(&0x10000i32.to_be_bytes());
-    v.extend_from_slice(&config_version.to_be_bytes());
-    v
-}
-
 fn epoch_zxid(epoch: u32) -> i64 {
     (epoch as i64) << 32
 }
@@ -290,7 +282,7 @@ impl Peer {
         l.phase = LearnerPhase::Discovery;
         l.last_heard_ms = now;
         let kind = if observer { pk::OBSERVERINFO } else { pk::FOLLOWERINFO };
-        vec![Action::Send { to, pkt: QuorumPacket::new(kind, epoch_zxid(accepted), Some(learner_info_bytes(me, version))) }]
+        vec![Action::Send { to, pkt: QuorumPacket::new(kind, epoch_zxid(accepted), Some(pk::LearnerInfo::new(me, version).to_bytes())) }]
     }
 
     /// A quorum connection closed (or could not be opened).
