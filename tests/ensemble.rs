@@ -284,13 +284,11 @@ fn a_follower_with_a_wiped_data_dir_rejoins_through_a_snapshot() {
     let f = (leader + 1) % 3;
     e.kill(f);
     let v2 = e.members[f].dir.join("version-2");
-    // Retried: a removal can race with the kernel still tearing down the killed process's files.
-    for _ in 0..5 {
-        match fs::remove_dir_all(&v2) {
-            Ok(()) => break,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::thread::sleep(Duration::from_millis(50)),
-            Err(err) => panic!("cannot wipe {}: {err}", v2.display()),
-        }
+    match fs::remove_dir_all(&v2) {
+        Ok(()) => {}
+        // Seen once in a full run; what matters is that nothing of it is left.
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => panic!("cannot wipe {}: {err}", v2.display()),
     }
     assert!(!v2.exists(), "{} still there", v2.display());
     let mark = e.log(f).len();

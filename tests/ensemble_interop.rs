@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{ApacheZk, LOG4J_PROPERTIES, TestDir, free_port, rzk_server_bin, try_four_letter, wait_for};
+use common::{ApacheZk, LOG4J_PROPERTIES, TestDir, free_port, rzk_server_bin, poll_until, try_four_letter, wait_for};
 use rzk::cli::client::{Client, CreateMode, States};
 use rzk::jute::records::Stat;
 use rzk::tree::acl::open_acl_unsafe;
@@ -155,25 +155,22 @@ impl Ensemble {
 
     /// Waits until the running members serve with exactly one leader; returns its index.
     fn wait_stable(&self, running: &[usize]) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let leader = poll_until(Instant::now() + Duration::from_secs(20), || {
             let modes: Vec<Option<String>> = running.iter().map(|&i| self.mode(i)).collect();
             let leaders: Vec<usize> =
                 running.iter().zip(&modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
-            if modes.iter().all(|m| m.is_some()) && leaders.len() == 1 {
-                return leaders[0];
+            (modes.iter().all(|m| m.is_some()) && leaders.len() == 1).then(|| leaders[0])
+        });
+        leader.unwrap_or_else(|| {
+            let modes: Vec<Option<String>> = running.iter().map(|&i| self.mode(i)).collect();
+            let mut msg = format!("no stable ensemble: modes {modes:?}\n");
+            for &i in running {
+                let log = self.log(i);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                msg.push_str(&format!("--- {} ---\n{}\n", self.describe(i), tail.join("\n")));
             }
-            if Instant::now() > deadline {
-                let mut msg = format!("no stable ensemble: modes {modes:?}\n");
-                for &i in running {
-                    let log = self.log(i);
-                    let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-                    msg.push_str(&format!("--- {} ---\n{}\n", self.describe(i), tail.join("\n")));
-                }
-                panic!("{msg}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            panic!("{msg}")
+        })
     }
 
     fn connect(&self, i: usize) -> Client {

@@ -812,16 +812,22 @@ pub fn strip_zkcli_noise(stdout: &str) -> String {
         .collect()
 }
 
-/// Polls `f` every 50 ms until it gives Some, or panics with `what` after `limit`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
+/// The one place the real-process tests wait on another process's state (a server's role, a
+/// znode appearing on another member): a child process offers no event to block on, so `f` is
+/// asked again every 50 ms until it gives Some, or None once `deadline` has passed.
+pub fn poll_until<T>(deadline: Instant, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
         if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `poll_until`, panicking with `what` after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(Instant::now() + limit, f).unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
 }
