@@ -12,15 +12,8 @@ use super::*;
 
 #[derive(Args)]
 pub struct EnsembleArgs {
-    /// rzk-server binary [BENCH_RZK_BIN; default: next to rzk-bench]
-    #[arg(long)]
-    rzk_bin: Option<PathBuf>,
-    /// java executable [JAVA; default java]
-    #[arg(long)]
-    java: Option<String>,
-    /// Apache's -Xmx per member [BENCH_APACHE_HEAP; default 1g]
-    #[arg(long)]
-    apache_heap: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Seconds per measured run [BENCH_DURATION; default 10]
     #[arg(long)]
     duration: Option<f64>,
@@ -45,9 +38,6 @@ pub struct EnsembleArgs {
     /// Which kinds: rzk,apache [BENCH_SERVERS; default both]
     #[arg(long)]
     servers: Option<String>,
-    /// Keep the members' temp dirs [BENCH_KEEP_DIRS=1]
-    #[arg(long)]
-    keep_dirs: bool,
 }
 
 /// Starts `n` members of one kind, all with the same server.N lines; waits until each serves.
@@ -163,19 +153,7 @@ pub fn run(a: EnsembleArgs) -> Result<(), String> {
     let size = env_or(a.size, "BENCH_SIZE", 100)?;
     let workload = env_or(a.workload, "BENCH_ENSEMBLE_WORKLOAD", "set:8x16".to_string())?;
     let kinds_s = env_or(a.servers, "BENCH_SERVERS", "rzk,apache".to_string())?;
-    let keep = a.keep_dirs || matches!(std::env::var("BENCH_KEEP_DIRS").as_deref(), Ok("1") | Ok("true") | Ok("yes"));
-    let rzk_bin = match a.rzk_bin.or_else(|| std::env::var_os("BENCH_RZK_BIN").map(PathBuf::from)) {
-        Some(p) => p,
-        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("rzk-server"),
-    };
-    let o = ServerOpts {
-        rzk_bin,
-        java: env_or(a.java, "JAVA", "java".to_string())?,
-        heap: env_or(a.apache_heap, "BENCH_APACHE_HEAP", "1g".to_string())?,
-        gc: "-XX:+UseSerialGC".to_string(),
-        jvm_opts: Vec::new(),
-        keep,
-    };
+    let o = a.server.opts("1g")?;
     let specs = parse_workloads(&workload, size, Duration::from_secs_f64(duration))?;
     let warm = parse_workloads(&workload, size, Duration::from_secs_f64(warmup))?;
     let mut kinds = Vec::new();

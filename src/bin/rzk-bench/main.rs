@@ -109,21 +109,8 @@ struct LoadArgs {
 /// Every option also has a BENCH_* environment variable (the flag wins).
 #[derive(Args)]
 struct CompareArgs {
-    /// rzk-server binary [BENCH_RZK_BIN; default: next to rzk-bench]
-    #[arg(long)]
-    rzk_bin: Option<PathBuf>,
-    /// java executable [JAVA; default java]
-    #[arg(long)]
-    java: Option<String>,
-    /// Apache's -Xmx [BENCH_APACHE_HEAP; default 2g]
-    #[arg(long)]
-    apache_heap: Option<String>,
-    /// Apache's GC flag [BENCH_APACHE_GC; default -XX:+UseSerialGC, as in tests/common]
-    #[arg(long)]
-    apache_gc: Option<String>,
-    /// Extra JVM options, space separated [BENCH_JVM_OPTS]
-    #[arg(long)]
-    jvm_opts: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Seconds per measured run [BENCH_DURATION; default 10]
     #[arg(long)]
     duration: Option<f64>,
@@ -152,9 +139,47 @@ struct CompareArgs {
     /// JSON lines file [BENCH_OUT; default target/bench/compare-<unix time>.jsonl]
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// How the servers are run, for `compare` and `ensemble` alike.
+#[derive(Args)]
+struct ServerArgs {
+    /// rzk-server binary [BENCH_RZK_BIN; default: next to rzk-bench]
+    #[arg(long)]
+    rzk_bin: Option<PathBuf>,
+    /// java executable [JAVA; default java]
+    #[arg(long)]
+    java: Option<String>,
+    /// Apache's -Xmx per server [BENCH_APACHE_HEAP; default 2g for compare, 1g for ensemble]
+    #[arg(long)]
+    apache_heap: Option<String>,
+    /// Apache's GC flag [BENCH_APACHE_GC; default -XX:+UseSerialGC, as in tests/common]
+    #[arg(long)]
+    apache_gc: Option<String>,
+    /// Extra JVM options, space separated [BENCH_JVM_OPTS]
+    #[arg(long)]
+    jvm_opts: Option<String>,
     /// Keep the servers' temp dirs [BENCH_KEEP_DIRS=1]
     #[arg(long)]
     keep_dirs: bool,
+}
+
+impl ServerArgs {
+    fn opts(self, default_heap: &str) -> Result<ServerOpts, String> {
+        let keep = self.keep_dirs || matches!(std::env::var("BENCH_KEEP_DIRS").as_deref(), Ok("1") | Ok("true") | Ok("yes"));
+        let rzk_bin = match self.rzk_bin.or_else(|| std::env::var_os("BENCH_RZK_BIN").map(PathBuf::from)) {
+            Some(p) => p,
+            None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("rzk-server"),
+        };
+        Ok(ServerOpts {
+            rzk_bin,
+            java: env_or(self.java, "JAVA", "java".to_string())?,
+            heap: env_or(self.apache_heap, "BENCH_APACHE_HEAP", default_heap.to_string())?,
+            gc: env_or(self.apache_gc, "BENCH_APACHE_GC", "-XX:+UseSerialGC".to_string())?,
+            jvm_opts: env_or(self.jvm_opts, "BENCH_JVM_OPTS", String::new())?.split_whitespace().map(String::from).collect(),
+            keep,
+        })
+    }
 }
 
 // =============================================================================================
@@ -1628,35 +1653,7 @@ fn compare(a: CompareArgs) -> Result<(), String> {
         "set:8x16,get:8x16,set:1x1".to_string(),
     )?;
     let servers_s = env_or(a.servers, "BENCH_SERVERS", "rzk,apache".to_string())?;
-    let keep = a.keep_dirs
-        || matches!(
-            std::env::var("BENCH_KEEP_DIRS").as_deref(),
-            Ok("1") | Ok("true") | Ok("yes")
-        );
-    let rzk_bin = match a
-        .rzk_bin
-        .or_else(|| std::env::var_os("BENCH_RZK_BIN").map(PathBuf::from))
-    {
-        Some(p) => p,
-        None => std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name("rzk-server"),
-    };
-    let opts = ServerOpts {
-        rzk_bin,
-        java: env_or(a.java, "JAVA", "java".to_string())?,
-        heap: env_or(a.apache_heap, "BENCH_APACHE_HEAP", "2g".to_string())?,
-        gc: env_or(
-            a.apache_gc,
-            "BENCH_APACHE_GC",
-            "-XX:+UseSerialGC".to_string(),
-        )?,
-        jvm_opts: env_or(a.jvm_opts, "BENCH_JVM_OPTS", String::new())?
-            .split_whitespace()
-            .map(String::from)
-            .collect(),
-        keep,
-    };
+    let opts = a.server.opts("2g")?;
     let workloads = parse_workloads(&workloads_s, size, Duration::from_secs_f64(duration))?;
     let mut kinds = Vec::new();
     for s in servers_s.split(',').map(str::trim) {
