@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestDir, free_port, rzk_server_bin, try_four_letter, wait_for};
+use common::{TestDir, free_port, poll_until, rzk_server_bin, try_four_letter, wait_for};
 use rzk::cli::client::{Client, CreateMode, States};
 use rzk::tree::acl::open_acl_unsafe;
 use std::collections::BTreeSet;
@@ -120,14 +120,24 @@ impl Ensemble {
     }
 
     /// Waits until the running members serve with exactly one leader; returns its index.
+    /// On timeout the panic message carries each member's mode and the tail of its log.
     fn wait_stable(&self, running: &[usize]) -> usize {
-        wait_for(Duration::from_secs(30), "one leader and the rest following", || {
+        let leader = poll_until(Instant::now() + Duration::from_secs(30), || {
             let modes: Vec<Option<String>> = running.iter().map(|&i| self.mode(i)).collect();
             if modes.iter().any(|m| m.is_none()) {
                 return None;
             }
             let leaders: Vec<usize> = running.iter().zip(&modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
             (leaders.len() == 1).then(|| leaders[0])
+        });
+        leader.unwrap_or_else(|| {
+            let mut msg = String::from("timed out after 30s waiting for one leader and the rest following\n");
+            for &i in running {
+                let log = self.log(i);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                msg.push_str(&format!("--- server {} mode {:?}, last log lines:\n{}\n", self.members[i].id, self.mode(i), tail.join("\n")));
+            }
+            panic!("{msg}")
         })
     }
 

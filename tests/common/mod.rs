@@ -76,10 +76,27 @@ fn env_flag(name: &str) -> bool {
     )
 }
 
-/// An unused TCP port on 127.0.0.1 (bind to port 0, read the port, release it).
+/// An unused TCP port on 127.0.0.1, below the kernel's ephemeral range.
+///
+/// Not `bind(0)`: that hands out a port from the ephemeral range (32768–60999 on Linux), and
+/// until the server under test binds it, any outgoing connection (an ensemble member dialling
+/// its peers, a client) may be given the same port as its source port; the server then fails
+/// to bind. Ports are taken in turn from 15000–31999, starting at a place derived from the
+/// pid so that two test binaries rarely walk the same ports, and each is checked by binding it.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    const LOW: u32 = 15000;
+    const SPAN: u32 = 17000;
+    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
+    let start = (std::process::id().wrapping_mul(7919) % SPAN) as u64;
+    let _ = NEXT.compare_exchange(u64::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (LOW + (n % SPAN as u64) as u32) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN);
 }
 
 // ---------------------------------------------------------------------------------------------
