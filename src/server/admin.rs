@@ -746,7 +746,7 @@ fn handle(shared: &Shared, initial: &str, method: &Method, path: &str, query: Op
     };
     let name = name.trim_end_matches('/');
     let json = {
-        let mut st = shared.state.lock();
+        let mut st = shared.lock();
         let st = &mut *st;
         let ctx = AdminContext {
             config: &shared.config,
@@ -770,7 +770,7 @@ fn handle(shared: &Shared, initial: &str, method: &Method, path: &str, query: Op
 
 /// `/ready`: 200 when the engine answers within a second (the server is up and not wedged).
 fn ready(shared: &Shared) -> HttpResponse {
-    match shared.state.try_lock_for(Duration::from_secs(1)) {
+    match shared.try_lock_for(Duration::from_secs(1)) {
         Some(st) if st.quorum.as_ref().is_some_and(|q| !q.serving) => {
             response(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "not ready: no established leader\n")
         }

@@ -1,13 +1,13 @@
 //! One client connection: four-letter words, framing with the jute.maxbuffer limit, and a writer
 //! task that batches queued frames into one write.
 
-use super::{four_letter, Outbound, Shared};
+use super::outbox::{Kicks, Outbox};
+use super::{four_letter, Shared};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 /// A connection that never sends its ConnectRequest is dropped after this long (Apache's
 /// zookeeper.nio.sessionlessCnxnTimeout).
@@ -42,7 +42,7 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
             return;
         }
         let text = {
-            let mut st = shared.state.lock();
+            let mut st = shared.lock();
             let st = &mut *st;
             let quorum = st.quorum.as_ref().map(|q| q.info());
             let mut ctx = four_letter::Context {
@@ -62,42 +62,21 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         let _ = wr.shutdown().await;
         return;
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
-    let Some(conn) = shared.register(peer.ip(), tx) else {
+    let outbox = Outbox::new(wr);
+    let Some(conn) = shared.register(peer.ip(), outbox.clone()) else {
         tracing::warn!("Too many connections from {} - max is {}", peer.ip(), shared.config.max_client_cnxns);
         return;
     };
-    shared.state.lock().engine.open(conn, peer, shared.now());
-
-    let writer = tokio::spawn(async move {
-        let mut buf = Vec::with_capacity(64 * 1024);
-        while let Some(msg) = rx.recv().await {
-            let mut close = false;
-            let mut next = Some(msg);
-            while let Some(m) = next.take() {
-                match m {
-                    Outbound::Frame(f) => buf.extend_from_slice(&f),
-                    Outbound::Close => close = true,
-                }
-                if !close {
-                    next = rx.try_recv().ok();
-                }
-            }
-            if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
-                break;
-            }
-            buf.clear();
-            if close {
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    shared.lock().engine.open(conn, peer, shared.now());
+    let writer = tokio::spawn(outbox.clone().run_writer());
 
     let max = shared.config.jute_max_buffer as i64;
     let mut len_bytes = first;
     let mut established = false;
     let mut body = Vec::new();
+    // Replies not sent yet: while more requests are already buffered, their replies go out
+    // together once the last of them is handled.
+    let mut unsent = Kicks::default();
     loop {
         let len = i32::from_be_bytes(len_bytes) as i64;
         if len < 0 || len > max {
@@ -121,7 +100,7 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
         }
         {
             let now = shared.now();
-            let mut st = shared.state.lock();
+            let mut st = shared.lock();
             // An ensemble member serves clients only while its role is established (Apache closes
             // them with "ZooKeeperServer not running").
             if st.quorum.as_ref().is_some_and(|q| !q.serving) {
@@ -131,22 +110,31 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
             let out = if established { st.engine.request(conn, &body, now) } else { st.engine.connect(conn, &body, now) };
             let closing = out.iter().any(|o| matches!(o, crate::engine::Output::Close(c) if *c == conn));
             st.dispatch(out);
+            unsent.append(st.take_kicks());
+            drop(st);
             if closing {
                 break;
             }
+        }
+        if !next_frame_buffered(rd.buffer()) {
+            drop(std::mem::take(&mut unsent));
         }
         established = true;
         if rd.read_exact(&mut len_bytes).await.is_err() {
             break;
         }
     }
-    // Queue a close behind whatever is already queued, then forget the connection.
-    {
-        let st = shared.state.lock();
-        if let Some(tx) = st.outboxes.get(&conn) {
-            let _ = tx.send(Outbound::Close);
-        }
-    }
+    // Send what is pending, queue a close behind it, then forget the connection.
+    drop(unsent);
+    outbox.close();
     shared.unregister(conn, peer.ip());
     let _ = writer.await;
+}
+
+/// Whether `buf` starts with a whole frame (length prefix and body).
+fn next_frame_buffered(buf: &[u8]) -> bool {
+    buf.len() >= 4 && {
+        let len = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        len >= 0 && buf.len() - 4 >= len as usize
+    }
 }

@@ -146,7 +146,7 @@ fn commit_loop(shared: Arc<Shared>, rx: Receiver<(i64, u64)>) {
             }
         }
         let now: Now = shared.now();
-        let mut st = shared.state.lock();
+        let mut st = shared.lock();
         if st.quorum.is_some() {
             // In an ensemble, durable is not committed: the peer ACKs (or, leading, counts its
             // own ACK) and commits when a quorum has logged it.
@@ -251,7 +251,7 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
             }
         } else {
             let now: Now = shared.now();
-            let mut st = shared.state.lock();
+            let mut st = shared.lock();
             let mut out = Vec::new();
             st.engine.committed(last, now, &mut out);
             st.dispatch(out);
@@ -296,7 +296,7 @@ pub fn take_snapshot(shared: &Shared, opts: &SnapshotOptions) {
     const CHUNK: usize = 2_000;
     let t = Instant::now();
     let (start_zxid, sessions) = {
-        let st = shared.state.lock();
+        let st = shared.lock();
         let sessions: Vec<(SessionId, i32)> = st.engine.sessions.iter().map(|s| (s.id, s.timeout_ms)).collect();
         (st.engine.tree.last_processed_zxid, sessions)
     };
@@ -306,7 +306,7 @@ pub fn take_snapshot(shared: &Shared, opts: &SnapshotOptions) {
         &shared.config.snap_dir(),
         start_zxid,
         &sessions,
-        || parking_lot::MutexGuard::map(shared.state.lock(), |s| &mut s.engine.tree),
+        || shared.lock_tree(),
         opts,
         CHUNK,
     );
@@ -343,7 +343,7 @@ pub fn csnp(shared: &Arc<Shared>) -> String {
         Ok(o) => o,
         Err(e) => return format!("Failed to schedule snapshot creation task: {e}\n"),
     };
-    let zxid = shared.state.lock().engine.tree.last_processed_zxid;
+    let zxid = shared.lock().engine.tree.last_processed_zxid;
     let s = shared.clone();
     match std::thread::Builder::new().name("rzk-snapshot".into()).spawn(move || take_snapshot(&s, &opts)) {
         Ok(_) => format!("{zxid}\n"),
@@ -359,7 +359,7 @@ pub fn lgif(shared: &Arc<Shared>) -> String {
     let snaps = crate::storage::snapshot::list_snapshots(&cfg.snap_dir()).unwrap_or_default();
     let first = logs.iter().map(|l| l.0).min().unwrap_or(0);
     let last_logged = crate::storage::txnlog::last_logged_zxid(&cfg.txn_log_dir()).ok().flatten().unwrap_or(0);
-    let committed = shared.state.lock().engine.tree.last_processed_zxid;
+    let committed = shared.lock().engine.tree.last_processed_zxid;
     let last = last_logged.max(committed);
     let snap = snaps.iter().map(|s| s.0).max().unwrap_or(0);
     let term = |z: i64| z >> 32;

@@ -183,7 +183,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         }
         let now = shared.now();
         let text = {
-            let mut st = shared.state.lock();
+            let mut st = shared.lock();
             render(&mut st.engine, &shared.config, now, shared.start_wall_ms() as u64, shared.listen_port)
         };
         response(StatusCode::OK, CONTENT_TYPE, text)

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod durability;
 pub mod four_letter;
 pub mod metrics;
+pub mod outbox;
 pub mod quorum;
 
 
@@ -18,21 +19,15 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use outbox::{Kicks, Outbox};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedSender;
-
-/// What a connection's writer task receives.
-pub enum Outbound {
-    Frame(Vec<u8>),
-    Close,
-}
 
 /// The engine and the connections' outboxes under one lock, so that outputs are queued in the
 /// order the engine produced them (a notification never overtakes an earlier reply, nor a later
 /// reply an earlier notification).
 pub struct State {
     pub engine: Engine,
-    outboxes: HashMap<ConnId, UnboundedSender<Outbound>>,
+    outboxes: HashMap<ConnId, Arc<Outbox>>,
     per_ip: HashMap<IpAddr, u32>,
     /// The trace mask shown by gtmk/stmk.
     pub trace_mask: i64,
@@ -45,9 +40,13 @@ pub struct State {
     /// Txns to hand to the log thread together (quorum mode), and whether a batch is open.
     log_buf: Vec<crate::engine::Proposal>,
     log_batching: bool,
+    /// Outboxes that got bytes since the lock was taken; kicked when the guard is released.
+    kicks: Kicks,
 }
 
 impl State {
+    /// Queues the engine's outputs in order and hands proposals on. The bytes are sent when the
+    /// state guard is released (see [`StateGuard`]).
     pub fn dispatch(&mut self, outputs: Vec<Output>) {
         if self.quorum.is_some() {
             // Writes first (they were prepared before these outputs were produced); the
@@ -73,17 +72,23 @@ impl State {
         for o in outputs {
             match o {
                 Output::Send(c, f) => {
-                    if let Some(tx) = self.outboxes.get(&c) {
-                        let _ = tx.send(Outbound::Frame(f));
+                    if let Some(ob) = self.outboxes.get(&c) {
+                        ob.push(&f);
+                        self.kicks.add(ob);
                     }
                 }
                 Output::Close(c) => {
-                    if let Some(tx) = self.outboxes.get(&c) {
-                        let _ = tx.send(Outbound::Close);
+                    if let Some(ob) = self.outboxes.get(&c) {
+                        ob.close();
                     }
                 }
             }
         }
+    }
+
+    /// A connection's outbox (for queueing its close).
+    pub fn outbox(&self, conn: ConnId) -> Option<&Arc<Outbox>> {
+        self.outboxes.get(&conn)
     }
 
     fn log_send(&self, m: durability::LogMsg) {
@@ -126,8 +131,46 @@ impl State {
     }
 }
 
+/// The state lock. Releasing it sends what the outputs queued meanwhile, after the lock is free:
+/// a reply never waits for a socket write under the lock, and never for another thread.
+pub struct StateGuard<'a> {
+    g: Option<parking_lot::MutexGuard<'a, State>>,
+}
+
+impl StateGuard<'_> {
+    /// Takes the pending sends, for a holder that wants to send later (a connection that has
+    /// more requests buffered sends all their replies at once).
+    pub fn take_kicks(&mut self) -> Kicks {
+        std::mem::take(&mut self.kicks)
+    }
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.g.as_ref().expect("held")
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.g.as_mut().expect("held")
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.g.take() {
+            let kicks = std::mem::take(&mut g.kicks);
+            drop(g);
+            drop(kicks);
+        }
+    }
+}
+
 pub struct Shared {
-    pub state: Mutex<State>,
+    /// Taken through [`Shared::lock`].
+    state: Mutex<State>,
     pub config: ServerConfig,
     clock_start: Instant,
     start_wall_ms: i64,
@@ -147,6 +190,20 @@ pub struct FsyncStats {
 }
 
 impl Shared {
+    /// The engine and the outboxes.
+    pub fn lock(&self) -> StateGuard<'_> {
+        StateGuard { g: Some(self.state.lock()) }
+    }
+
+    pub fn try_lock_for(&self, d: std::time::Duration) -> Option<StateGuard<'_>> {
+        self.state.try_lock_for(d).map(|g| StateGuard { g: Some(g) })
+    }
+
+    /// The tree alone, for the snapshot walk (which produces no output).
+    pub fn lock_tree(&self) -> parking_lot::MappedMutexGuard<'_, crate::tree::DataTree> {
+        parking_lot::MutexGuard::map(self.state.lock(), |s| &mut s.engine.tree)
+    }
+
     pub fn now(&self) -> Now {
         let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         // Monotonic, but anchored at the start-up wall time so session ids differ across restarts.
@@ -167,8 +224,8 @@ impl Shared {
         self.start_wall_ms
     }
 
-    fn register(&self, ip: IpAddr, tx: UnboundedSender<Outbound>) -> Option<ConnId> {
-        let mut st = self.state.lock();
+    fn register(&self, ip: IpAddr, tx: Arc<Outbox>) -> Option<ConnId> {
+        let mut st = self.lock();
         let n = st.per_ip.entry(ip).or_insert(0);
         let max = self.config.max_client_cnxns;
         if max > 0 && *n >= max {
@@ -181,7 +238,7 @@ impl Shared {
     }
 
     fn unregister(&self, conn: ConnId, ip: IpAddr) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         st.outboxes.remove(&conn);
         st.engine.disconnect(conn);
         if let Some(n) = st.per_ip.get_mut(&ip) {
@@ -256,6 +313,7 @@ impl Server {
                 shared: weak.clone(),
                 log_buf: Vec::new(),
                 log_batching: false,
+                kicks: Kicks::default(),
             }),
             config,
             clock_start,
@@ -265,7 +323,7 @@ impl Server {
             fsyncs: Mutex::new(FsyncStats::default()),
         });
         let (log, _log_thread) = durability::start(shared.clone()).map_err(std::io::Error::other)?;
-        shared.state.lock().log = Some(log);
+        shared.lock().log = Some(log);
         if shared.config.is_quorum() {
             quorum::start(&shared).map_err(std::io::Error::other)?;
         }
@@ -338,7 +396,7 @@ async fn tick_loop(shared: Arc<Shared>) {
     loop {
         iv.tick().await;
         let now = shared.now();
-        let mut st = shared.state.lock();
+        let mut st = shared.lock();
         let out = st.engine.tick(now);
         st.dispatch(out);
         if st.quorum.is_some() {

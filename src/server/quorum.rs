@@ -194,7 +194,7 @@ pub fn init(cfg: &super::config::ServerConfig, last_logged: Zxid) -> Result<Quor
 /// Starts the listeners and the first election.
 pub fn start(shared: &Arc<Shared>) -> Result<(), String> {
     let (eaddr, qaddr, net) = {
-        let st = shared.state.lock();
+        let st = shared.lock();
         let q = st.quorum.as_ref().expect("quorum mode");
         let me = &q.verifier.servers[&q.me];
         (me.election_addr.clone(), me.quorum_addr.clone(), q.election_net.clone())
@@ -233,7 +233,7 @@ pub fn start(shared: &Arc<Shared>) -> Result<(), String> {
         let shared = shared.clone();
         std::thread::Builder::new().name("rzk-learner-accept".into()).spawn(move || learner_accept(shared, ql)).map_err(|e| e.to_string())?;
     }
-    let mut st = shared.state.lock();
+    let mut st = shared.lock();
     go_looking(shared, &mut st, "starting up");
     Ok(())
 }
@@ -304,7 +304,7 @@ impl ElectionNet {
 }
 
 fn my_election_addr(shared: &Shared) -> (ServerId, String) {
-    let st = shared.state.lock();
+    let st = shared.lock();
     let q = st.quorum.as_ref().expect("quorum mode");
     (q.me, q.verifier.servers[&q.me].election_addr.clone())
 }
@@ -317,7 +317,7 @@ fn resolve(addr: &str) -> Option<std::net::SocketAddr> {
 fn dial_election(shared: &Arc<Shared>, net: &Arc<ElectionNet>, to: ServerId) {
     let (me, my_addr) = my_election_addr(shared);
     let addr = {
-        let st = shared.state.lock();
+        let st = shared.lock();
         st.quorum.as_ref().and_then(|q| q.verifier.servers.get(&to)).map(|s| s.election_addr.clone())
     };
     let Some(addr) = addr else { return };
@@ -406,7 +406,7 @@ fn election_reader(shared: Arc<Shared>, net: Arc<ElectionNet>, sid: ServerId, s:
             tracing::warn!("malformed notification from server {sid}");
             continue;
         };
-        let mut st = shared.state.lock();
+        let mut st = shared.lock();
         let now = shared.now().mono_ms;
         let Some(q) = st.quorum.as_mut() else { return };
         let acts = q.election.on_notification(sid, &note, now);
@@ -546,7 +546,7 @@ fn serve_learner(shared: Arc<Shared>, s: TcpStream) {
     // not to follow"). A server that follows someone else closes at once.
     let deadline = std::time::Instant::now() + Duration::from_millis(init_ms);
     loop {
-        let state = shared.state.lock().quorum.as_ref().map(|q| q.state);
+        let state = shared.lock().quorum.as_ref().map(|q| q.state);
         match state {
             Some(PeerState::Leading) => break,
             Some(PeerState::Looking) if std::time::Instant::now() < deadline => {
@@ -556,7 +556,7 @@ fn serve_learner(shared: Arc<Shared>, s: TcpStream) {
         }
     }
     let generation_ = {
-        let mut st = shared.state.lock();
+        let mut st = shared.lock();
         let Some(q) = st.quorum.as_ref() else { return };
         if !matches!(q.state, PeerState::Leading) {
             return;
@@ -577,7 +577,7 @@ fn serve_learner(shared: Arc<Shared>, s: TcpStream) {
 /// Learner side: dial the leader's quorum port (a few tries, as Apache's connectToLeader).
 fn connect_to_leader(shared: Arc<Shared>, leader: ServerId, generation_: u64) {
     let addr = {
-        let st = shared.state.lock();
+        let st = shared.lock();
         st.quorum.as_ref().and_then(|q| q.verifier.servers.get(&leader)).map(|s| s.quorum_addr.clone())
     };
     let Some(addr) = addr else { return };
@@ -601,7 +601,7 @@ fn connect_to_leader(shared: Arc<Shared>, leader: ServerId, generation_: u64) {
                 Err(_) => {}
             }
         }
-        if shared.state.lock().quorum.as_ref().is_none_or(|q| q.generation != generation_) {
+        if shared.lock().quorum.as_ref().is_none_or(|q| q.generation != generation_) {
             return;
         }
         if started.elapsed() + Duration::from_millis(100) >= connect_limit {
@@ -609,7 +609,7 @@ fn connect_to_leader(shared: Arc<Shared>, leader: ServerId, generation_: u64) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut st = shared.state.lock();
+    let mut st = shared.lock();
     if st.quorum.as_ref().is_none_or(|q| q.generation != generation_) {
         return;
     }
@@ -629,7 +629,7 @@ fn connect_to_leader(shared: Arc<Shared>, leader: ServerId, generation_: u64) {
 }
 
 fn packet_loop(shared: &Arc<Shared>, mut r: PacketReader, from: ServerId, generation_: u64) {
-    let learner_side = shared.state.lock().quorum.as_ref().is_some_and(|q| !matches!(q.state, PeerState::Leading));
+    let learner_side = shared.lock().quorum.as_ref().is_some_and(|q| !matches!(q.state, PeerState::Leading));
     'conn: loop {
         let first = match r.next(learner_side) {
             Ok(p) => p,
@@ -651,7 +651,7 @@ fn packet_loop(shared: &Arc<Shared>, mut r: PacketReader, from: ServerId, genera
                 }
             }
         }
-        let mut st = shared.state.lock();
+        let mut st = shared.lock();
         st.log_batching = true;
         for pkt in batch {
             let Some(q) = st.quorum.as_mut() else { return };
@@ -679,7 +679,7 @@ fn packet_loop(shared: &Arc<Shared>, mut r: PacketReader, from: ServerId, genera
         st.log_flush();
         flush_packets(&mut st);
     }
-    let mut st = shared.state.lock();
+    let mut st = shared.lock();
     let Some(q) = st.quorum.as_mut() else { return };
     if q.generation != generation_ {
         return;
