@@ -639,3 +639,39 @@ fn admin_json_has_apaches_shapes() {
     assert_eq!(vr["global_sessions"], va["global_sessions"]);
     drop(clients);
 }
+
+fn mntr_values(port: u16) -> BTreeMap<String, String> {
+    common::four_letter(port, "mntr")
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// mntr's fsynctime and sync_processor_batch_size summaries count the log's syncs and the txns
+/// each covered; with forceSync=no there are none.
+#[test]
+fn mntr_reports_log_syncs_and_the_txns_they_covered() {
+    for force in [true, false] {
+        let server = RzkServer::start_with(&[if force { "forceSync=yes" } else { "forceSync=no" }]);
+        let mut c = Client::connect(server.port);
+        for i in 0..20 {
+            c.create(10 + i, &format!("/n{i}"), 0);
+        }
+        let m = mntr_values(server.port);
+        let num = |k: &str| -> f64 { m.get(k).unwrap_or_else(|| panic!("mntr has {k}: {m:?}")).parse().unwrap() };
+        let (count, txns) = (num("zk_cnt_fsynctime"), num("zk_sum_sync_processor_batch_size"));
+        assert_eq!(num("zk_cnt_sync_processor_batch_size"), count);
+        if force {
+            // createSession + 20 creates, each answered only after a sync covered it.
+            assert!(count >= 1.0 && count <= 21.0, "{m:?}");
+            assert_eq!(txns, 21.0, "{m:?}");
+            assert!(num("zk_min_sync_processor_batch_size") >= 1.0);
+            assert!(num("zk_max_sync_processor_batch_size") <= 21.0);
+            assert!(num("zk_avg_fsynctime") > 0.0, "{m:?}");
+            assert!(num("zk_max_fsynctime") >= num("zk_min_fsynctime"));
+        } else {
+            assert_eq!((count, txns), (0.0, 0.0), "{m:?}");
+        }
+    }
+}

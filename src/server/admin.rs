@@ -262,6 +262,8 @@ pub struct AdminContext<'a> {
     pub initial_config: &'a str,
     /// The server's place in its ensemble (None: standalone).
     pub quorum: Option<super::four_letter::QuorumInfo>,
+    /// Txn log syncs so far (the monitor command's fsynctime).
+    pub fsync: Option<super::FsyncStats>,
 }
 
 /// Runs a command by name or alias and returns its full JSON response (with `command` and
@@ -283,6 +285,7 @@ pub fn command(name: &str, query: Option<&str>, engine: &mut Engine, trace_mask:
         trace_mask,
         digest_log: &[],
         quorum: ctx.quorum,
+        fsync: ctx.fsync.clone(),
     };
     match primary {
         "configuration" => configuration(&mut data, ctx),
@@ -755,6 +758,7 @@ fn handle(shared: &Shared, initial: &str, method: &Method, path: &str, query: Op
             listen_port: shared.listen_port,
             initial_config: initial,
             quorum: st.quorum.as_ref().map(|q| q.info()),
+            fsync: Some(shared.fsyncs.lock().clone()),
         };
         if ctx.quorum.is_some_and(|q| !q.serving) {
             // As Apache's AdminServer while the peer is LOOKING.
@@ -791,7 +795,7 @@ mod tests {
         let config = ServerConfig::default_standalone(dir.clone());
         let mut engine = Engine::new(EngineConfig::from_server_config(&config), T0);
         let mut mask = four_letter::DEFAULT_TRACE_MASK;
-        let ctx = AdminContext { config: &config, now: T0, start_mono_ms: T0.mono_ms, listen_port: Some(2181), initial_config: "tickTime=2000\n", quorum: None };
+        let ctx = AdminContext { config: &config, now: T0, start_mono_ms: T0.mono_ms, listen_port: Some(2181), initial_config: "tickTime=2000\n", quorum: None, fsync: None };
         let r = f(&mut engine, &mut mask, &ctx);
         let _ = std::fs::remove_dir_all(dir);
         r

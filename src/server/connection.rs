@@ -55,6 +55,7 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
                 trace_mask: &mut st.trace_mask,
                 digest_log: &[],
                 quorum,
+                fsync: Some(shared.fsyncs.lock().clone()),
             };
             four_letter::handle(cmd, mask, &mut ctx)
         };

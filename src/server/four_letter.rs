@@ -96,6 +96,8 @@ pub struct Context<'a> {
     pub digest_log: &'a [(i64, u64)],
     /// The server's place in its ensemble (None: standalone).
     pub quorum: Option<QuorumInfo>,
+    /// Txn log syncs so far (None: not tracked, e.g. in unit tests).
+    pub fsync: Option<super::FsyncStats>,
 }
 
 /// What srvr/stat/mntr show about an ensemble member.
@@ -448,6 +450,21 @@ fn mntr(ctx: &Context<'_>) -> String {
             rows.push(("max_proposal_size", mx.to_string()));
         }
     }
+    if let Some(f) = &ctx.fsync {
+        // Apache's summaries: avg (decimal), min, max, cnt, sum. fsynctime is in ms as Apache's;
+        // rzk measures µs, so avg and sum keep the sub-millisecond part (avg as a fraction).
+        let avg = |sum: f64, n: u64| if n == 0 { 0.0 } else { sum / n as f64 };
+        rows.push(("avg_fsynctime", java_double(avg(f.total_us as f64 / 1000.0, f.count))));
+        rows.push(("min_fsynctime", (f.min_us / 1000).to_string()));
+        rows.push(("max_fsynctime", (f.max_us / 1000).to_string()));
+        rows.push(("cnt_fsynctime", f.count.to_string()));
+        rows.push(("sum_fsynctime", (f.total_us / 1000).to_string()));
+        rows.push(("avg_sync_processor_batch_size", java_double(avg(f.txns as f64, f.count))));
+        rows.push(("min_sync_processor_batch_size", f.min_batch.to_string()));
+        rows.push(("max_sync_processor_batch_size", f.max_batch.to_string()));
+        rows.push(("cnt_sync_processor_batch_size", f.count.to_string()));
+        rows.push(("sum_sync_processor_batch_size", f.txns.to_string()));
+    }
     let mut out = String::new();
     for (k, v) in rows {
         let _ = writeln!(out, "zk_{k}\t{v}");
@@ -788,6 +805,7 @@ mod tests {
             trace_mask: &mut f.mask,
             digest_log: &[],
             quorum: None,
+            fsync: None,
         }
     }
 

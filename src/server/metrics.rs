@@ -78,7 +78,7 @@ fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: f64
 }
 
 /// The `/metrics` text for the engine's current state.
-pub fn render(engine: &mut Engine, config: &ServerConfig, now: crate::engine::Now, start_mono_ms: u64, listen_port: Option<u16>) -> String {
+pub fn render(engine: &mut Engine, config: &ServerConfig, now: crate::engine::Now, start_mono_ms: u64, listen_port: Option<u16>, fsync: Option<super::FsyncStats>) -> String {
     let mut mask = 0i64;
     let mut ctx = Context {
         engine,
@@ -90,6 +90,7 @@ pub fn render(engine: &mut Engine, config: &ServerConfig, now: crate::engine::No
         trace_mask: &mut mask,
         digest_log: &[],
         quorum: None,
+        fsync,
     };
     let mntr = four_letter::run("mntr", &mut ctx);
     let mut out = String::new();
@@ -184,7 +185,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let now = shared.now();
         let text = {
             let mut st = shared.lock();
-            render(&mut st.engine, &shared.config, now, shared.start_wall_ms() as u64, shared.listen_port)
+            render(&mut st.engine, &shared.config, now, shared.start_wall_ms() as u64, shared.listen_port, Some(shared.fsyncs.lock().clone()))
         };
         response(StatusCode::OK, CONTENT_TYPE, text)
     })
@@ -202,7 +203,7 @@ mod tests {
         let config = ServerConfig::default_standalone(dir.clone());
         let now = Now { mono_ms: 1_000_000, wall_ms: 1_795_368_777_264 };
         let mut engine = Engine::new(EngineConfig::from_server_config(&config), now);
-        let text = render(&mut engine, &config, now, now.mono_ms, Some(2181));
+        let text = render(&mut engine, &config, now, now.mono_ms, Some(2181), None);
         assert!(text.contains("# HELP znode_count "), "{text}");
         assert!(text.contains("# TYPE znode_count gauge\nznode_count 5.0\n"), "{text}");
         assert!(text.contains("\nnum_alive_connections 0.0\n"));

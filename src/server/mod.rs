@@ -181,12 +181,17 @@ pub struct Shared {
     pub fsyncs: Mutex<FsyncStats>,
 }
 
+/// Log syncs since start: mntr's `fsynctime` and `sync_processor_batch_size` summaries.
 #[derive(Default, Clone, Debug)]
 pub struct FsyncStats {
     pub count: u64,
     pub total_us: u64,
+    pub min_us: u64,
     pub max_us: u64,
+    /// Txns covered by the syncs (group commit: several per sync).
     pub txns: u64,
+    pub min_batch: u64,
+    pub max_batch: u64,
 }
 
 impl Shared {
@@ -213,11 +218,19 @@ impl Shared {
 
     pub fn record_fsync(&self, took: std::time::Duration, txns: usize) {
         let us = took.as_micros() as u64;
+        let txns = txns as u64;
         let mut f = self.fsyncs.lock();
+        if f.count == 0 {
+            f.min_us = us;
+            f.min_batch = txns;
+        }
         f.count += 1;
         f.total_us += us;
+        f.min_us = f.min_us.min(us);
         f.max_us = f.max_us.max(us);
-        f.txns += txns as u64;
+        f.txns += txns;
+        f.min_batch = f.min_batch.min(txns);
+        f.max_batch = f.max_batch.max(txns);
     }
 
     pub fn start_wall_ms(&self) -> i64 {
