@@ -23,9 +23,24 @@ use std::time::{Duration, Instant};
 
 pub type LogSender = Sender<LogMsg>;
 
+/// One txn to log: prepared here (standalone) or already encoded (an ensemble's PROPOSAL).
+pub enum LogRecord {
+    Txn(Proposal),
+    Encoded { zxid: i64, bytes: bytes::Bytes },
+}
+
+impl LogRecord {
+    pub fn zxid(&self) -> i64 {
+        match self {
+            LogRecord::Txn(p) => p.hdr.zxid,
+            LogRecord::Encoded { zxid, .. } => *zxid,
+        }
+    }
+}
+
 /// What the log thread is asked to do, in order.
 pub enum LogMsg {
-    Append(Vec<Proposal>),
+    Append(Vec<LogRecord>),
     /// End the current file (the next append starts a new one).
     Roll(Sender<()>),
     /// Drop every txn after this zxid (a learner told TRUNC); the generation is the one the
@@ -215,8 +230,12 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
                 }
             }
         }
-        for p in &batch {
-            if let Err(e) = writer.append(&p.hdr, &p.txn, p.digest) {
+        for r in &batch {
+            let res = match r {
+                LogRecord::Txn(p) => writer.append(&p.hdr, &p.txn, p.digest),
+                LogRecord::Encoded { zxid, bytes } => writer.append_raw(*zxid, bytes),
+            };
+            if let Err(e) = res {
                 fatal("appending to the txn log", e);
             }
         }
@@ -234,7 +253,7 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
             }
             shared.record_fsync(t.elapsed(), batch.len());
         }
-        let last = batch.last().map(|p| p.hdr.zxid).unwrap_or(0);
+        let last = batch.last().map(LogRecord::zxid).unwrap_or(0);
         since_snapshot += batch.len() as u64;
         // Under load, applying and answering happens on the commit thread, so the next batch's
         // write and fsync overlap with this batch's replies. When nothing else is waiting to be

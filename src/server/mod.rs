@@ -38,7 +38,7 @@ pub struct State {
     /// The server itself, for what the quorum shell starts from under the lock.
     shared: std::sync::Weak<Shared>,
     /// Txns to hand to the log thread together (quorum mode), and whether a batch is open.
-    log_buf: Vec<crate::engine::Proposal>,
+    log_buf: Vec<durability::LogRecord>,
     log_batching: bool,
     /// Outboxes that got bytes since the lock was taken; kicked when the guard is released.
     kicks: Kicks,
@@ -64,7 +64,7 @@ impl State {
         } else if let Some(log) = &self.log {
             // Proposals are handed to the log thread under the lock, so it sees them in zxid order.
             let props = self.engine.take_proposals();
-            if !props.is_empty() && log.send(durability::LogMsg::Append(props)).is_err() {
+            if !props.is_empty() && log.send(durability::LogMsg::Append(props.into_iter().map(durability::LogRecord::Txn).collect())).is_err() {
                 tracing::error!("the txn log thread is gone; exiting");
                 std::process::exit(3);
             }
@@ -101,8 +101,8 @@ impl State {
 
     /// Queues txns for the log thread (quorum mode: its report comes back through
     /// `quorum::logged`); `log_flush` hands them over.
-    pub fn log_proposals(&mut self, props: Vec<crate::engine::Proposal>) {
-        self.log_buf.extend(props);
+    pub fn log_records(&mut self, recs: impl IntoIterator<Item = durability::LogRecord>) {
+        self.log_buf.extend(recs);
     }
 
     pub fn log_flush(&mut self) {

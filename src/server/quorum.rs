@@ -825,8 +825,8 @@ pub fn peer_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<Action>) {
                 }
             }
             Action::Log(txns) => {
-                let props: Vec<Proposal> = txns.iter().filter_map(decode).collect();
-                st.log_proposals(props);
+                // Logged as proposed, byte for byte; decoded once, when committed.
+                st.log_records(txns.into_iter().map(|t| durability::LogRecord::Encoded { zxid: t.zxid.0, bytes: t.data }));
             }
             Action::Deliver(txns) => {
                 let last = txns.last().map(|t| t.zxid.0).unwrap_or(0);
@@ -981,8 +981,8 @@ pub fn logged(shared: &Arc<Shared>, st: &mut State, zxid: i64, log_generation: u
     peer_actions(shared, st, acts);
 }
 
-/// The leader's engine prepared txns: propose them to the quorum. The engine's own values go
-/// to the log (no need to decode the bytes just encoded), all in one hand-over.
+/// The leader's engine prepared txns: propose them to the quorum and log the same bytes, all in
+/// one hand-over.
 pub fn propose(shared: &Arc<Shared>, st: &mut State, props: Vec<Proposal>) {
     let mut acts = Vec::new();
     for p in props {
@@ -995,14 +995,15 @@ pub fn propose(shared: &Arc<Shared>, st: &mut State, props: Vec<Proposal>) {
         }
         let Some(q) = st.quorum.as_mut() else { return };
         let mut log = false;
-        for a in q.peer.propose(ZabTxn { zxid: Zxid(p.hdr.zxid), data }) {
+        for a in q.peer.propose(ZabTxn { zxid: Zxid(p.hdr.zxid), data: data.clone() }) {
             match a {
                 Action::Log(_) => log = true,
                 other => acts.push(other),
             }
         }
         if log {
-            st.log_buf.push(p);
+            // The bytes just proposed are the log entry's txnBytes.
+            st.log_buf.push(durability::LogRecord::Encoded { zxid: p.hdr.zxid, bytes: data });
         }
     }
     peer_actions(shared, st, acts);

@@ -219,6 +219,31 @@ fn log_round_trips_across_rolls_and_reads_from_a_zxid() {
     assert_eq!(last_logged_zxid(&d.0).unwrap(), Some(s.zxid));
 }
 
+#[test]
+fn an_already_encoded_txn_is_logged_exactly_as_a_prepared_one() {
+    // An ensemble member logs the PROPOSAL's bytes (append_raw); a standalone server encodes the
+    // txn itself (append). The files must be identical.
+    let txns = [
+        (TxnHeader { client_id: 1, cxid: 0, zxid: 0x200000001, time: 5, txn_type: -10 }, Txn::CreateSession { timeout: 30000 }, Some(77)),
+        (TxnHeader { client_id: 1, cxid: 1, zxid: 0x200000002, time: 6, txn_type: 5 }, Txn::SetData { reconfig: false, path: "/a".into(), data: Some(b"xyz".to_vec()), version: 3 }, Some(78)),
+        (TxnHeader { client_id: 1, cxid: 2, zxid: 0x200000003, time: 7, txn_type: -1 }, Txn::Error { err: -101 }, None),
+    ];
+    let (a, b) = (TempDir::new(), TempDir::new());
+    let mut wa = TxnLogWriter::with_prealloc(&a.0, 0);
+    let mut wb = TxnLogWriter::with_prealloc(&b.0, 0);
+    for (h, t, d) in &txns {
+        wa.append(h, t, *d).unwrap();
+        wb.append_raw(h.zxid, &txn_bytes(h, t, *d)).unwrap();
+    }
+    wa.sync().unwrap();
+    wb.sync().unwrap();
+    assert_eq!(wb.last_zxid(), Some(0x200000003));
+    let name = "log.200000001";
+    assert_eq!(std::fs::read(a.0.join(name)).unwrap(), std::fs::read(b.0.join(name)).unwrap());
+    let back: Vec<LogEntry> = TxnLogReader::open(&b.0, 0).unwrap().map(|e| e.unwrap()).collect();
+    assert_eq!(back.iter().map(|e| (e.hdr.zxid, e.txn.clone())).collect::<Vec<_>>(), txns.iter().map(|(h, t, _)| (h.zxid, t.clone())).collect::<Vec<_>>());
+}
+
 fn two_entry_log(d: &Path) -> (PathBuf, u64, u64) {
     let mut w = TxnLogWriter::with_prealloc(d, 0);
     for z in 1..=3 {

@@ -60,6 +60,14 @@ fn write_txn_bytes(w: &mut Writer, hdr: &TxnHeader, txn: &Txn, digest: Option<u6
     }
 }
 
+/// One whole log entry from txnBytes already encoded (a PROPOSAL's data).
+fn append_raw_entry(out: &mut Vec<u8>, txn_bytes: &[u8]) {
+    out.extend_from_slice(&(adler2::adler32_slice(txn_bytes) as i64).to_be_bytes());
+    out.extend_from_slice(&(txn_bytes.len() as i32).to_be_bytes());
+    out.extend_from_slice(txn_bytes);
+    out.push(END_OF_ENTRY);
+}
+
 /// One whole log entry: `long adler32 | int len | txnBytes | 'B'`.
 pub fn encode_entry(hdr: &TxnHeader, txn: &Txn, digest: Option<u64>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -244,6 +252,24 @@ impl TxnLogWriter {
         }
         append_entry(&mut self.buf, hdr, txn, digest);
         self.last_zxid = Some(hdr.zxid);
+        Ok(())
+    }
+
+    /// Buffers one entry whose txnBytes (TxnHeader, record, TxnDigest) are already encoded, as
+    /// a PROPOSAL carries them: an ensemble member logs what the leader proposed, byte for byte,
+    /// without decoding and encoding it again.
+    pub fn append_raw(&mut self, zxid: i64, txn_bytes: &[u8]) -> Result<()> {
+        self.check()?;
+        if let Some(last) = self.last_zxid
+            && zxid <= last
+        {
+            tracing::warn!("Current zxid 0x{zxid:x} is <= 0x{last:x}");
+        }
+        if self.cur.is_none() {
+            self.open_file(zxid)?;
+        }
+        append_raw_entry(&mut self.buf, txn_bytes);
+        self.last_zxid = Some(zxid);
         Ok(())
     }
 

@@ -650,9 +650,11 @@ impl Peer {
     /// Commits, in zxid order, every outstanding proposal a quorum has logged.
     fn leader_try_commit(cfg: &PeerConfig, _durable: &mut Durable, ld: &mut Leader, _now: u64, out: &mut Vec<Action>) {
         let mut delivered = Vec::new();
+        let mut ackers: Vec<ServerId> = Vec::with_capacity(ld.learners.len() + 1);
         while let Some(front) = ld.outstanding.front() {
             let z = front.zxid;
-            let mut ackers: Vec<ServerId> = ld.learners.iter().filter(|(_, h)| h.forwarding && h.acked >= z).map(|(id, _)| *id).collect();
+            ackers.clear();
+            ackers.extend(ld.learners.iter().filter(|(_, h)| h.forwarding && h.acked >= z).map(|(id, _)| *id));
             if ld.self_logged >= z {
                 ackers.push(cfg.me);
             }
