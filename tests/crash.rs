@@ -1615,7 +1615,7 @@ fn parse_log(path: &Path) -> Vec<EntryPos> {
             break;
         }
         let body = &b[pos + 12..pos + 12 + len as usize];
-        assert_eq!(adler2::adler32_slice(body) as i64, crc, "entry at {pos} of {}", path.display());
+        assert_eq!(rzk::storage::adler32(body) as i64, crc, "entry at {pos} of {}", path.display());
         assert_eq!(b[pos + 12 + len as usize], b'B');
         let (hdr, txn, _) = rzk::storage::txnlog::decode_txn_bytes(body).unwrap();
         let end = pos + 12 + len as usize + 1;

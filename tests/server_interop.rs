@@ -835,6 +835,10 @@ fn apache_complaints(zk: &ApacheZk) -> Vec<String> {
             let l2 = l.to_ascii_lowercase();
             l2.contains("mismatch") || l2.contains("crc") || l2.contains("corrupt") || l.contains("- ERROR [")
         })
+        // Apache logs this at ERROR when a four-letter-word client (this test's `srvr` polls)
+        // has closed its end before Apache closes the socket (ServerCnxn.cleanupWriterSocket);
+        // it says nothing about the data.
+        .filter(|l| !l.contains("Error closing a command socket"))
         .map(|s| s.to_string())
         .collect()
 }

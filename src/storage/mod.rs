@@ -9,6 +9,15 @@
 //! No networking and no clocks: this is a library the engine calls. Replay goes through
 //! `DataTree::apply`, the same function live commits use.
 
+/// Adler32, as `java.util.zip.Adler32` (the txn log's per-entry checksum and the snapshot's
+/// running one). simd-adler32 picks AVX2/SSSE3 at run time: a 1M-znode snapshot's checksum
+/// takes a few ms instead of ~80.
+pub fn adler32(bytes: &[u8]) -> u32 {
+    let mut a = simd_adler32::Adler32::new();
+    a.write(bytes);
+    a.finish()
+}
+
 pub mod snapshot;
 mod snappy;
 pub mod txnlog;

@@ -119,13 +119,13 @@ pub fn snapshot_file_name(zxid: i64, compression: Compression) -> String {
 /// Adds an Adler32 over everything written through it.
 struct Checked<W: Write> {
     inner: W,
-    adler: adler2::Adler32,
+    adler: simd_adler32::Adler32,
 }
 
 impl<W: Write> Write for Checked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.adler.write_slice(&buf[..n]);
+        self.adler.write(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -135,14 +135,14 @@ impl<W: Write> Write for Checked<W> {
 
 fn seal(out: &mut Checked<impl Write>) -> io::Result<()> {
     let mut w = Writer::with_capacity(13);
-    w.write_i64(out.adler.checksum() as i64);
+    w.write_i64(out.adler.finish() as i64);
     w.write_str("/");
     out.write_all(&w.buf)
 }
 
 /// The uncompressed snapshot stream of `tree` (named after `tree.last_processed_zxid`) to `out`.
 pub fn serialize_snapshot(out: impl Write, tree: &DataTree, sessions: &[(SessionId, i32)], opts: &SnapshotOptions) -> io::Result<()> {
-    let mut out = Checked { inner: out, adler: adler2::Adler32::new() };
+    let mut out = Checked { inner: out, adler: simd_adler32::Adler32::new() };
     let mut w = Writer::with_capacity(64 * 1024);
     write_head(&mut w, sessions, tree.acl_cache_entries().iter().map(|(id, l)| (*id, l.as_slice())));
     tree.for_each_snapshot_node(|path, data, acl, stat| {
@@ -250,7 +250,7 @@ pub fn serialize_snapshot_fuzzy<G: std::ops::Deref<Target = DataTree>>(
             break (tree.last_processed_zxid, tree.digest.value);
         }
     };
-    let mut out = Checked { inner: out, adler: adler2::Adler32::new() };
+    let mut out = Checked { inner: out, adler: simd_adler32::Adler32::new() };
     let mut w = Writer::with_capacity(64 * 1024);
     write_head(&mut w, sessions, acls.iter().map(|(id, l)| (*id, l.as_slice())));
     out.write_all(&w.buf)?;
@@ -372,7 +372,7 @@ pub fn find_valid_snapshots(dir: &Path, n: usize) -> Result<Vec<(i64, PathBuf)>>
 /// Reading with an Adler32 over every byte consumed (Apache's `CheckedInputStream`).
 struct In<R: Read> {
     inner: R,
-    adler: adler2::Adler32,
+    adler: simd_adler32::Adler32,
     pos: u64,
     /// Bytes left, when known (plain files): lengths beyond it are rejected before allocating.
     limit: Option<u64>,
@@ -398,7 +398,7 @@ impl<Rd: Read> In<Rd> {
         while n < buf.len() {
             match self.inner.read(&mut buf[n..]) {
                 Ok(0) => {
-                    self.adler.write_slice(&buf[..n]);
+                    self.adler.write(&buf[..n]);
                     self.pos += n as u64;
                     return Err(ReadErr::Eof(self.pos));
                 }
@@ -407,7 +407,7 @@ impl<Rd: Read> In<Rd> {
                 Err(e) => return Err(ReadErr::Io(e)),
             }
         }
-        self.adler.write_slice(buf);
+        self.adler.write(buf);
         self.pos += buf.len() as u64;
         Ok(())
     }
@@ -437,7 +437,7 @@ impl<Rd: Read> In<Rd> {
         }
         let mut v = Vec::new();
         let got = (&mut self.inner).take(n as u64).read_to_end(&mut v)?;
-        self.adler.write_slice(&v);
+        self.adler.write(&v);
         self.pos += got as u64;
         if got < n as usize {
             return Err(ReadErr::Eof(self.pos));
@@ -457,7 +457,7 @@ impl<Rd: Read> In<Rd> {
     /// Apache's `SnapStream.checkSealIntegrity`: the checksum so far must equal the stored long,
     /// followed by a string (not checked, as in Apache).
     fn check_seal(&mut self, which: u32) -> R<()> {
-        let expected = self.adler.checksum() as i64;
+        let expected = self.adler.finish() as i64;
         let at = self.pos;
         let stored = self.i64()?;
         self.string()?;
@@ -486,7 +486,7 @@ pub fn read_snapshot(path: &Path, extended_types: bool) -> Result<LoadedSnapshot
         Compression::Gz => (Box::new(BufReader::with_capacity(64 * 1024, MultiGzDecoder::new(buf))), None),
         Compression::Snappy => (Box::new(BufReader::with_capacity(64 * 1024, SnappyJavaReader::new(buf))), None),
     };
-    let mut input = In { inner, adler: adler2::Adler32::new(), pos: 0, limit };
+    let mut input = In { inner, adler: simd_adler32::Adler32::new(), pos: 0, limit };
     match parse(&mut input, extended_types) {
         Ok((mut tree, sessions, version, dbid, digest, trailer_zxid)) => {
             tree.last_processed_zxid = zxid;
@@ -582,7 +582,7 @@ pub fn write_snap_stream(out: &mut Vec<u8>, tree: &DataTree, sessions: &[(Sessio
 /// Reads the stream `write_snap_stream` writes (from a leader, Apache's or ours) and checks
 /// the signature; the tree's last processed zxid is left for the caller (the SNAP's zxid).
 pub fn read_snap_stream(r: &mut impl Read, extended_types: bool) -> std::result::Result<(DataTree, Vec<(SessionId, i32)>), String> {
-    let mut input = In { inner: r, adler: adler2::Adler32::new(), pos: 0, limit: None };
+    let mut input = In { inner: r, adler: simd_adler32::Adler32::new(), pos: 0, limit: None };
     let describe = |e: ReadErr| match e {
         ReadErr::Eof(at) => format!("unexpected end of stream at offset {at}"),
         ReadErr::Bad(at, why) => format!("{why} at offset {at}"),

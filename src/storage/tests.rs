@@ -354,7 +354,7 @@ fn empty_snapshot_matches_apache_byte_for_byte() {
     assert_eq!(&out39[..457], &out[..]);
     assert_eq!(out39.len(), 457 + 8 + 13);
     assert_eq!(&out39[457..465], &[0u8; 8]);
-    assert_eq!(adler2::adler32_slice(&out39[..465]) as i64, i64::from_be_bytes(out39[465..473].try_into().unwrap()));
+    assert_eq!(crate::storage::adler32(&out39[..465]) as i64, i64::from_be_bytes(out39[465..473].try_into().unwrap()));
 }
 
 #[test]

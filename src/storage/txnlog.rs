@@ -62,7 +62,7 @@ fn write_txn_bytes(w: &mut Writer, hdr: &TxnHeader, txn: &Txn, digest: Option<u6
 
 /// One whole log entry from txnBytes already encoded (a PROPOSAL's data).
 fn append_raw_entry(out: &mut Vec<u8>, txn_bytes: &[u8]) {
-    out.extend_from_slice(&(adler2::adler32_slice(txn_bytes) as i64).to_be_bytes());
+    out.extend_from_slice(&(crate::storage::adler32(txn_bytes) as i64).to_be_bytes());
     out.extend_from_slice(&(txn_bytes.len() as i32).to_be_bytes());
     out.extend_from_slice(txn_bytes);
     out.push(END_OF_ENTRY);
@@ -83,7 +83,7 @@ fn append_entry(out: &mut Vec<u8>, hdr: &TxnHeader, txn: &Txn, digest: Option<u6
     write_txn_bytes(&mut w, hdr, txn, digest);
     let body = start + 12;
     let len = (w.buf.len() - body) as i32;
-    let crc = adler2::adler32_slice(&w.buf[body..]) as i64;
+    let crc = crate::storage::adler32(&w.buf[body..]) as i64;
     w.buf[start..start + 8].copy_from_slice(&crc.to_be_bytes());
     w.buf[start + 8..body].copy_from_slice(&len.to_be_bytes());
     w.buf.push(END_OF_ENTRY);
@@ -630,7 +630,7 @@ impl TxnLogReader {
         if b[0] != END_OF_ENTRY {
             return Ok(Step::Torn(TornReason::MissingEndMarker, start));
         }
-        let actual = adler2::adler32_slice(&bytes) as i64;
+        let actual = crate::storage::adler32(&bytes) as i64;
         if actual != crc {
             let reason = format!("CRC check failed: stored 0x{crc:x}, computed 0x{actual:x}");
             if c.is_last && !valid_entry_follows(&mut c.rd)? {
@@ -665,7 +665,7 @@ fn valid_entry_follows(rd: &mut impl Read) -> Result<bool> {
         return Ok(false);
     }
     let marker = bytes.pop();
-    Ok(marker == Some(END_OF_ENTRY) && adler2::adler32_slice(&bytes) as i64 == crc)
+    Ok(marker == Some(END_OF_ENTRY) && crate::storage::adler32(&bytes) as i64 == crc)
 }
 
 impl Iterator for TxnLogReader {

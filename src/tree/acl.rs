@@ -51,6 +51,13 @@ impl AclCache {
         id
     }
 
+    /// One more reference to a list already in the cache (by its id).
+    pub fn add_ref(&mut self, id: i64) {
+        if let Some(e) = self.lists.get_mut(&id) {
+            e.1 += 1;
+        }
+    }
+
     /// Drops one reference. Unused lists are kept until the next snapshot, as Apache does; we drop
     /// them at once since nothing can refer to them.
     pub fn release(&mut self, id: i64) {

@@ -8,6 +8,7 @@
 
 use super::acl::OPEN_ACL_ID;
 use super::quota::LIMIT_NODE;
+use super::digest::node_digest;
 use super::{DataTree, Node, NodeId, NodeStat, NO_PARENT, QUOTA_ROOT, ROOT};
 use crate::jute::records::{Acl, StatPersisted};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -113,6 +114,8 @@ pub struct TreeLoader {
     snapshot_acls: BTreeMap<i64, Vec<Acl>>,
     /// Snapshot id -> our id, filled when the first node arrives.
     remap: Option<HashMap<i64, i64>>,
+    /// The tree digest of the nodes inserted so far.
+    digest: u64,
 }
 
 impl TreeLoader {
@@ -120,7 +123,7 @@ impl TreeLoader {
     /// TTL bits set is a TTL node or an ephemeral, as Apache's `EphemeralType.get`.
     pub fn new(extended_types: bool) -> TreeLoader {
         let tree = DataTree::empty(extended_types);
-        TreeLoader { tree, snapshot_acls: BTreeMap::new(), remap: None }
+        TreeLoader { tree, snapshot_acls: BTreeMap::new(), remap: None, digest: 0 }
     }
 
     /// One ACL-cache entry of the snapshot. A later entry with the same id replaces an earlier one.
@@ -160,10 +163,11 @@ impl TreeLoader {
                 return Err(LoadError::BadPath(path.to_string()));
             }
             if acl != OPEN_ACL_ID {
-                let list = self.tree.acls.get(acl).to_vec();
-                self.tree.acls.intern(&list);
+                self.tree.acls.add_ref(acl);
             }
-            return Ok(self.tree.alloc(Node::new("", data.as_deref(), NO_PARENT, acl, stat)));
+            let id = self.tree.alloc(Node::new("", data.as_deref(), NO_PARENT, acl, stat));
+            self.digest = self.digest.wrapping_add(node_digest("/", self.tree.node(id)));
+            return Ok(id);
         };
         let (ppath, name) = (&path[..slash], &path[slash + 1..]);
         if name.is_empty() {
@@ -183,10 +187,13 @@ impl TreeLoader {
             return Err(LoadError::Duplicate(path.to_string()));
         }
         if acl != OPEN_ACL_ID {
-            let list = self.tree.acls.get(acl).to_vec();
-            self.tree.acls.intern(&list);
+            self.tree.acls.add_ref(acl);
         }
-        Ok(self.tree.add_child(parent, name, data, acl, stat))
+        let id = self.tree.add_child(parent, name, data, acl, stat);
+        // The digest as the nodes arrive: the snapshot gives each node's full path, which
+        // recomputing afterwards would have to rebuild node by node.
+        self.digest = self.digest.wrapping_add(node_digest(path, self.tree.node(id)));
+        Ok(id)
     }
 
     /// Drops unused ACL lists, rebuilds quota usage (Apache's `setupQuota`: every leaf
@@ -230,9 +237,14 @@ impl TreeLoader {
             }
             tree.recount_quota(&target);
         }
-        let mut d = tree.digest;
-        d.recompute(&tree);
-        tree.digest = d;
+        // Quota usage lives under /zookeeper/, which the digest leaves out: rebuilding it above
+        // did not change the sum taken while loading.
+        tree.digest.value = self.digest;
+        debug_assert_eq!(tree.digest.value, {
+            let mut d = tree.digest;
+            d.recompute(&tree);
+            d.value
+        });
         Ok(tree)
     }
 }
