@@ -668,7 +668,8 @@ fn mntr_reports_log_syncs_and_the_txns_they_covered() {
             assert_eq!(txns, 21.0, "{m:?}");
             assert!(num("zk_min_sync_processor_batch_size") >= 1.0);
             assert!(num("zk_max_sync_processor_batch_size") <= 21.0);
-            assert!(num("zk_avg_fsynctime") > 0.0, "{m:?}");
+            // Not > 0: on a RAM-backed temp dir an fdatasync can take under a microsecond.
+            assert!(num("zk_avg_fsynctime") >= 0.0, "{m:?}");
             assert!(num("zk_max_fsynctime") >= num("zk_min_fsynctime"));
         } else {
             assert_eq!((count, txns), (0.0, 0.0), "{m:?}");
