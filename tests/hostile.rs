@@ -151,3 +151,47 @@ fn hostile_connections_do_not_disturb_others() {
     let mut fresh = Raw::connect(port);
     fresh.healthy();
 }
+
+/// A client that stops reading: its replies pile up in its outbox once the socket is full (the
+/// writer task takes over from the direct sends), other sessions keep being served, and when it
+/// reads again it gets every reply, whole and in order.
+#[test]
+fn a_client_that_stops_reading_gets_every_reply_in_order_later() {
+    let server = RzkServer::start();
+    let port = server.port;
+    let mut good = Raw::connect(port);
+    let mut slow = Raw::connect(port);
+    let data = vec![b'd'; 500_000];
+    let req = CreateRequest { path: "/slow".into(), data: Some(data.clone()), acl: rzk::tree::acl::open_acl_unsafe(), flags: 0 };
+    assert_eq!(slow.call(1, &req.to_bytes()).0.err, 0);
+
+    // 40 getData requests (20 MB of replies, far more than the sockets buffer) sent without
+    // reading anything back.
+    let packets = |port: u16| -> i64 {
+        common::four_letter(port, "mntr").lines().find_map(|l| l.strip_prefix("zk_packets_received\t")).unwrap().trim().parse().unwrap()
+    };
+    let before = packets(port);
+    let first = slow.xid + 1;
+    let mut out = Vec::new();
+    for i in 0..40 {
+        let mut w = Writer::new();
+        RequestHeader { xid: first + i, op: 4 }.write(&mut w);
+        PathWatchRequest { path: "/slow".into(), watch: false }.write(&mut w);
+        out.extend_from_slice(&framed(&w.buf));
+    }
+    slow.s.write_all(&out).unwrap();
+    slow.xid = first + 39;
+    common::wait_for(Duration::from_secs(20), "the server to take all 40 requests", || (packets(port) >= before + 40).then_some(()));
+    good.healthy();
+
+    for i in 0..40 {
+        let f = slow.read_frame().expect("reply");
+        let mut r = Reader::new(&f);
+        let h = ReplyHeader::read(&mut r).unwrap();
+        assert_eq!((h.xid, h.err), (first + i, 0), "reply {i}");
+        let resp = GetDataResponse::read(&mut r).unwrap();
+        assert_eq!(resp.data.as_deref(), Some(&data[..]), "reply {i}");
+    }
+    slow.healthy();
+    good.healthy();
+}
