@@ -14,7 +14,7 @@ use crate::storage::txnlog::TxnLogWriter;
 use crate::storage::{purge, restore_with, RestoreOptions};
 use crate::tree::DataTree;
 use crate::types::{SessionId, Zxid};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,17 +126,121 @@ pub fn load(cfg: &ServerConfig) -> Result<Loaded, String> {
     Ok(Loaded { tree, sessions: r.sessions })
 }
 
-/// Starts the log thread; returns the sender the engine's proposals go to.
-pub fn start(shared: Arc<Shared>) -> Result<(LogSender, std::thread::JoinHandle<()>), String> {
+/// Starts the log thread; returns the sender the engine's proposals go to and the log core it
+/// shares with the inline path.
+pub fn start(shared: Arc<Shared>) -> Result<(LogSender, Arc<parking_lot::Mutex<LogCore>>), String> {
     let cfg = &shared.config;
     let writer = TxnLogWriter::with_prealloc(cfg.txn_log_dir(), cfg.pre_alloc_size_kb * 1024);
     let (tx, rx) = std::sync::mpsc::channel();
-    let snap_opts = snapshot_options(cfg)?;
-    let h = std::thread::Builder::new()
-        .name("rzk-txnlog".into())
-        .spawn(move || log_loop(shared, writer, rx, snap_opts))
-        .map_err(|e| e.to_string())?;
-    Ok((tx, h))
+    let snap_count = cfg.snap_count.max(2) as u64;
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    let roll_at = snap_count / 2 + rng.gen_range(0..snap_count / 2 + 1);
+    let core = Arc::new(parking_lot::Mutex::new(LogCore {
+        writer,
+        snap_count,
+        rng,
+        roll_at,
+        since_snapshot: 0,
+        warn_ms: fsync_warning_ms(cfg),
+        snap_opts: snapshot_options(cfg)?,
+        snapshot_running: Arc::new(AtomicBool::new(false)),
+    }));
+    let c = core.clone();
+    std::thread::Builder::new().name("rzk-txnlog".into()).spawn(move || log_loop(shared, c, rx)).map_err(|e| e.to_string())?;
+    Ok((tx, core))
+}
+
+/// The txn log and where the next snapshot falls. The log thread holds it while it writes a
+/// batch; a standalone server's request path takes it instead when nothing else is being logged
+/// or waiting to be (`log_inline`). Lock order: the log core before the state lock (the state
+/// lock's holder only ever *tries* the core).
+pub struct LogCore {
+    writer: TxnLogWriter,
+    snap_count: u64,
+    rng: rand::rngs::StdRng,
+    roll_at: u64,
+    since_snapshot: u64,
+    warn_ms: u64,
+    snap_opts: SnapshotOptions,
+    snapshot_running: Arc<AtomicBool>,
+}
+
+impl LogCore {
+    /// Appends, flushes and (forceSync) fsyncs a batch; returns its last zxid and whether the
+    /// log is due to roll (done after the batch is answered: `roll_and_snapshot`).
+    fn write_batch(&mut self, shared: &Shared, batch: &[LogRecord]) -> (i64, bool) {
+        for r in batch {
+            let res = match r {
+                LogRecord::Txn(p) => self.writer.append(&p.hdr, &p.txn, p.digest),
+                LogRecord::Encoded { zxid, bytes } => self.writer.append_raw(*zxid, bytes),
+            };
+            if let Err(e) = res {
+                fatal("appending to the txn log", e);
+            }
+        }
+        if let Err(e) = self.writer.flush() {
+            fatal("writing the txn log", e);
+        }
+        if shared.config.force_sync {
+            let t = Instant::now();
+            if let Err(e) = self.writer.sync() {
+                fatal("fsync of the txn log", e);
+            }
+            let ms = t.elapsed().as_millis() as u64;
+            if ms > self.warn_ms {
+                tracing::warn!("fsync-ing the write ahead log took {ms}ms which will adversely effect operation latency");
+            }
+            shared.record_fsync(t.elapsed(), batch.len());
+        }
+        self.since_snapshot += batch.len() as u64;
+        (batch.last().map(LogRecord::zxid).unwrap_or(0), self.since_snapshot > self.roll_at)
+    }
+
+    /// Ends the log file and starts a fuzzy snapshot (Apache's SyncRequestProcessor after
+    /// ~snapCount txns, randomised).
+    fn roll_and_snapshot(&mut self, shared: &Arc<Shared>) {
+        self.since_snapshot = 0;
+        let n = self.snap_count;
+        self.roll_at = n / 2 + self.rng.gen_range(0..n / 2 + 1);
+        if let Err(e) = self.writer.roll() {
+            fatal("rolling the txn log", e);
+        }
+        // On its own thread, as Apache's "Snapshot Thread": logging goes on meanwhile. One
+        // snapshot at a time; a trigger while one runs is skipped (Apache does the same).
+        let flag = self.snapshot_running.clone();
+        if flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            tracing::warn!("Too busy to snap, skipping");
+            return;
+        }
+        let (shared, opts) = (shared.clone(), self.snap_opts.clone());
+        let spawned = std::thread::Builder::new().name("rzk-snapshot".into()).spawn(move || {
+            take_snapshot(&shared, &opts);
+            flag.store(false, Ordering::Release);
+        });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the snapshot thread: {e}");
+            self.snapshot_running.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// A standalone server's lone write, logged by the thread that prepared it once the state lock is
+/// released: nothing older was waiting to be logged or answered, and the log core was free, so
+/// this saves waking the log thread (tens of µs on a virtual machine) on a lone write's latency.
+/// Under load the core is busy and writes take the log thread's group commit.
+pub fn log_inline(shared: &Arc<Shared>, mut core: parking_lot::ArcMutexGuard<parking_lot::RawMutex, LogCore>, props: Vec<Proposal>) {
+    let batch: Vec<LogRecord> = props.into_iter().map(LogRecord::Txn).collect();
+    let (last, roll) = core.write_batch(shared, &batch);
+    {
+        let now: Now = shared.now();
+        let mut st = shared.lock();
+        let mut out = Vec::new();
+        st.engine.committed(last, now, &mut out);
+        st.dispatch(out);
+    }
+    if roll {
+        core.roll_and_snapshot(shared);
+    }
 }
 
 fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
@@ -174,7 +278,7 @@ fn commit_loop(shared: Arc<Shared>, rx: Receiver<(i64, u64)>) {
     }
 }
 
-fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>, snap_opts: SnapshotOptions) {
+fn log_loop(shared: Arc<Shared>, core: Arc<parking_lot::Mutex<LogCore>>, rx: Receiver<LogMsg>) {
     let cfg = &shared.config;
     let quorum_mode = cfg.is_quorum();
     let mut generation = 0u64;
@@ -186,12 +290,6 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
     if let Err(e) = committer {
         fatal("starting the commit thread", e);
     }
-    let snap_count = cfg.snap_count.max(2) as u64;
-    let mut rng = rand::thread_rng();
-    let mut roll_at = snap_count / 2 + rng.gen_range(0..snap_count / 2 + 1);
-    let mut since_snapshot = 0u64;
-    let warn_ms = fsync_warning_ms(cfg);
-    let snapshot_running = Arc::new(AtomicBool::new(false));
     // Proposals taken from the channel while deciding where to commit, for the next round.
     let mut carry: Option<LogMsg> = None;
     loop {
@@ -202,10 +300,11 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
                 Err(_) => break,
             },
         };
+        let mut c = core.lock();
         let mut batch = match msg {
             LogMsg::Append(b) => b,
             LogMsg::Roll(done) => {
-                if let Err(e) = writer.roll() {
+                if let Err(e) = c.writer.roll() {
                     fatal("rolling the txn log", e);
                 }
                 let _ = done.send(());
@@ -213,8 +312,8 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
             }
             LogMsg::Truncate(zxid, generation_, done) => {
                 generation = generation_;
-                let r = writer.close().map_err(|e| e.to_string()).and_then(|_| crate::storage::txnlog::truncate_after(&cfg.txn_log_dir(), &cfg.snap_dir(), zxid).map_err(|e| e.to_string()));
-                writer = TxnLogWriter::with_prealloc(cfg.txn_log_dir(), cfg.pre_alloc_size_kb * 1024);
+                let r = c.writer.close().map_err(|e| e.to_string()).and_then(|_| crate::storage::txnlog::truncate_after(&cfg.txn_log_dir(), &cfg.snap_dir(), zxid).map_err(|e| e.to_string()));
+                c.writer = TxnLogWriter::with_prealloc(cfg.txn_log_dir(), cfg.pre_alloc_size_kb * 1024);
                 let _ = done.send(r);
                 continue;
             }
@@ -230,31 +329,7 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
                 }
             }
         }
-        for r in &batch {
-            let res = match r {
-                LogRecord::Txn(p) => writer.append(&p.hdr, &p.txn, p.digest),
-                LogRecord::Encoded { zxid, bytes } => writer.append_raw(*zxid, bytes),
-            };
-            if let Err(e) = res {
-                fatal("appending to the txn log", e);
-            }
-        }
-        if let Err(e) = writer.flush() {
-            fatal("writing the txn log", e);
-        }
-        if cfg.force_sync {
-            let t = Instant::now();
-            if let Err(e) = writer.sync() {
-                fatal("fsync of the txn log", e);
-            }
-            let ms = t.elapsed().as_millis() as u64;
-            if ms > warn_ms {
-                tracing::warn!("fsync-ing the write ahead log took {ms}ms which will adversely effect operation latency");
-            }
-            shared.record_fsync(t.elapsed(), batch.len());
-        }
-        let last = batch.last().map(LogRecord::zxid).unwrap_or(0);
-        since_snapshot += batch.len() as u64;
+        let (last, roll) = c.write_batch(&shared, &batch);
         // Under load, applying and answering happens on the commit thread, so the next batch's
         // write and fsync overlap with this batch's replies. When nothing else is waiting to be
         // logged, answering here saves a thread hand-off on the latency of a lone write. Either
@@ -275,30 +350,11 @@ fn log_loop(shared: Arc<Shared>, mut writer: TxnLogWriter, rx: Receiver<LogMsg>,
             st.engine.committed(last, now, &mut out);
             st.dispatch(out);
         }
-        if since_snapshot > roll_at {
-            since_snapshot = 0;
-            roll_at = snap_count / 2 + rng.gen_range(0..snap_count / 2 + 1);
-            if let Err(e) = writer.roll() {
-                fatal("rolling the txn log", e);
-            }
-            // On its own thread, as Apache's "Snapshot Thread": logging goes on meanwhile. One
-            // snapshot at a time; a trigger while one runs is skipped (Apache does the same).
-            if snapshot_running.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                let (shared, opts, flag) = (shared.clone(), snap_opts.clone(), snapshot_running.clone());
-                let spawned = std::thread::Builder::new().name("rzk-snapshot".into()).spawn(move || {
-                    take_snapshot(&shared, &opts);
-                    flag.store(false, Ordering::Release);
-                });
-                if let Err(e) = spawned {
-                    tracing::error!("cannot start the snapshot thread: {e}");
-                    snapshot_running.store(false, Ordering::Release);
-                }
-            } else {
-                tracing::warn!("Too busy to snap, skipping");
-            }
+        if roll {
+            c.roll_and_snapshot(&shared);
         }
     }
-    if let Err(e) = writer.close() {
+    if let Err(e) = core.lock().writer.close() {
         tracing::warn!("closing the txn log: {e}");
     }
 }

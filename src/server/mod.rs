@@ -42,6 +42,10 @@ pub struct State {
     log_batching: bool,
     /// Outboxes that got bytes since the lock was taken; kicked when the guard is released.
     kicks: Kicks,
+    /// The log core (standalone), and a lone write to log from this thread once the lock is
+    /// released (`durability::log_inline`).
+    log_core: Option<Arc<Mutex<durability::LogCore>>>,
+    inline_log: Option<(parking_lot::ArcMutexGuard<parking_lot::RawMutex, durability::LogCore>, Vec<crate::engine::Proposal>)>,
 }
 
 impl State {
@@ -64,7 +68,19 @@ impl State {
         } else if let Some(log) = &self.log {
             // Proposals are handed to the log thread under the lock, so it sees them in zxid order.
             let props = self.engine.take_proposals();
-            if !props.is_empty() && log.send(durability::LogMsg::Append(props.into_iter().map(durability::LogRecord::Txn).collect())).is_err() {
+            // Nothing older in flight (everything before was logged and applied) and the log
+            // free: this thread logs them itself once the lock is released. Whatever is proposed
+            // meanwhile goes to the log thread, which waits for the core, so the order holds.
+            if !props.is_empty()
+                && self.inline_log.is_none()
+                && self.engine.outstanding() == props.len()
+                && let Some(core) = self.log_core.as_ref().and_then(|c| c.try_lock_arc())
+            {
+                self.inline_log = Some((core, props));
+            } else if let Some((_, pending)) = self.inline_log.as_mut() {
+                // Still under the same lock hold: they go with the lone write, after it.
+                pending.extend(props);
+            } else if !props.is_empty() && log.send(durability::LogMsg::Append(props.into_iter().map(durability::LogRecord::Txn).collect())).is_err() {
                 tracing::error!("the txn log thread is gone; exiting");
                 std::process::exit(3);
             }
@@ -162,8 +178,13 @@ impl Drop for StateGuard<'_> {
     fn drop(&mut self) {
         if let Some(mut g) = self.g.take() {
             let kicks = std::mem::take(&mut g.kicks);
+            let inline = g.inline_log.take();
+            let shared = if inline.is_some() { g.shared.upgrade() } else { None };
             drop(g);
             drop(kicks);
+            if let (Some((core, props)), Some(shared)) = (inline, shared) {
+                durability::log_inline(&shared, core, props);
+            }
         }
     }
 }
@@ -327,6 +348,8 @@ impl Server {
                 log_buf: Vec::new(),
                 log_batching: false,
                 kicks: Kicks::default(),
+                log_core: None,
+                inline_log: None,
             }),
             config,
             clock_start,
@@ -335,8 +358,15 @@ impl Server {
             listen_port,
             fsyncs: Mutex::new(FsyncStats::default()),
         });
-        let (log, _log_thread) = durability::start(shared.clone()).map_err(std::io::Error::other)?;
-        shared.lock().log = Some(log);
+        let (log, core) = durability::start(shared.clone()).map_err(std::io::Error::other)?;
+        {
+            let mut st = shared.lock();
+            st.log = Some(log);
+            // Ensemble members always log through the log thread (its reports go to the peer).
+            if !shared.config.is_quorum() {
+                st.log_core = Some(core);
+            }
+        }
         if shared.config.is_quorum() {
             quorum::start(&shared).map_err(std::io::Error::other)?;
         }
