@@ -110,7 +110,9 @@ pub async fn serve(shared: Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
             }
             let out = if established { st.engine.request(conn, &body, now) } else { st.engine.connect(conn, &body, now) };
             let closing = out.iter().any(|o| matches!(o, crate::engine::Output::Close(c) if *c == conn));
+            st.inline_ok = !next_frame_buffered(rd.buffer());
             st.dispatch(out);
+            st.inline_ok = false;
             unsent.append(st.take_kicks());
             drop(st);
             if closing {

@@ -46,6 +46,10 @@ pub struct State {
     /// released (`durability::log_inline`).
     log_core: Option<Arc<Mutex<durability::LogCore>>>,
     inline_log: Option<(parking_lot::ArcMutexGuard<parking_lot::RawMutex, durability::LogCore>, Vec<crate::engine::Proposal>)>,
+    /// Set by a connection for a request with no other request behind it in its buffer: only
+    /// then may its write be logged inline (a pipelining client must not wait for each fsync
+    /// before its next request is even read).
+    pub inline_ok: bool,
 }
 
 impl State {
@@ -72,6 +76,7 @@ impl State {
             // free: this thread logs them itself once the lock is released. Whatever is proposed
             // meanwhile goes to the log thread, which waits for the core, so the order holds.
             if !props.is_empty()
+                && self.inline_ok
                 && self.inline_log.is_none()
                 && self.engine.outstanding() == props.len()
                 && let Some(core) = self.log_core.as_ref().and_then(|c| c.try_lock_arc())
@@ -350,6 +355,7 @@ impl Server {
                 kicks: Kicks::default(),
                 log_core: None,
                 inline_log: None,
+                inline_ok: false,
             }),
             config,
             clock_start,
