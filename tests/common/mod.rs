@@ -277,16 +277,30 @@ fn terminate_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
 }
 
 /// Waits for a child to exit until `deadline`; None if it is still running then. std has no
-/// wait-with-timeout, so this checks every 20 ms.
+/// wait-with-timeout, so this blocks in poll(2) on a pidfd of the child, which becomes readable
+/// when it exits.
 fn wait_exit(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
-    loop {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
+    assert!(fd >= 0, "pidfd_open for child {}: {}", child.id(), io::Error::last_os_error());
+    let st = loop {
         match child.try_wait() {
-            Ok(Some(st)) => return Some(st),
-            Ok(None) if Instant::now() >= deadline => return None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(Some(st)) => break Some(st),
+            Ok(None) => {}
             Err(e) => panic!("waiting for child {}: {e}", child.id()),
         }
-    }
+        let now = Instant::now();
+        if now >= deadline {
+            break None;
+        }
+        let ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; EINTR only means "check again".
+        unsafe { libc::poll(&mut p, 1, ms.max(1)) };
+    };
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    st
 }
 
 // ---------------------------------------------------------------------------------------------

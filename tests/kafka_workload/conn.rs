@@ -142,6 +142,45 @@ impl Drop for Conn {
     }
 }
 
+/// Counts messages the reader threads have delivered, so that a caller watching several
+/// connections' channels can block until any of them gets something (`wait_past`).
+pub struct Arrivals {
+    n: Mutex<u64>,
+    cv: std::sync::Condvar,
+}
+
+pub static ARRIVALS: Arrivals = Arrivals { n: Mutex::new(0), cv: std::sync::Condvar::new() };
+
+impl Arrivals {
+    pub fn count(&self) -> u64 {
+        *self.n.lock().unwrap()
+    }
+
+    fn bump(&self) {
+        *self.n.lock().unwrap() += 1;
+        self.cv.notify_all();
+    }
+
+    /// Blocks until a message arrived after `count()` returned `seen`, or until `deadline`.
+    pub fn wait_past(&self, seen: u64, deadline: Instant) {
+        let mut n = self.n.lock().unwrap();
+        while *n == seen {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            n = self.cv.wait_timeout(n, deadline - now).unwrap().0;
+        }
+    }
+}
+
+/// Sends `m` on `tx` and signals `ARRIVALS`; false when the receiver is gone.
+fn deliver(tx: &Sender<In>, m: In) -> bool {
+    let ok = tx.send(m).is_ok();
+    ARRIVALS.bump();
+    ok
+}
+
 fn reader_loop(stream: TcpStream, tx: Sender<In>) {
     let mut r = BufReader::with_capacity(1 << 16, stream);
     let mut first = true;
@@ -149,17 +188,17 @@ fn reader_loop(stream: TcpStream, tx: Sender<In>) {
     loop {
         let mut len = [0u8; 4];
         if let Err(e) = r.read_exact(&mut len) {
-            let _ = tx.send(end_of(e));
+            let _ = deliver(&tx, end_of(e));
             return;
         }
         let n = i32::from_be_bytes(len);
         if !(0..=64 << 20).contains(&n) {
-            let _ = tx.send(In::Io(format!("unreasonable frame length {n}")));
+            let _ = deliver(&tx, In::Io(format!("unreasonable frame length {n}")));
             return;
         }
         let mut buf = vec![0u8; n as usize];
         if let Err(e) = r.read_exact(&mut buf) {
-            let _ = tx.send(end_of(e));
+            let _ = deliver(&tx, end_of(e));
             return;
         }
         let msg = if first {
@@ -174,7 +213,7 @@ fn reader_loop(stream: TcpStream, tx: Sender<In>) {
                 f => In::Frame(f),
             }
         };
-        if tx.send(msg).is_err() {
+        if !deliver(&tx, msg) {
             return;
         }
     }
@@ -189,22 +228,23 @@ fn end_of(e: std::io::Error) -> In {
 }
 
 /// Pings every registered connection that has been idle too long, every 50 ms, until dropped.
+/// The thread waits on its stop channel: dropping the KeepAlive wakes it at once, and each
+/// 50 ms without a stop is a round of pings.
 pub struct KeepAlive {
     conns: Arc<Mutex<Vec<Arc<Shared>>>>,
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl KeepAlive {
     pub fn start() -> KeepAlive {
         let conns: Arc<Mutex<Vec<Arc<Shared>>>> = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (conns.clone(), stop.clone());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let c = conns.clone();
         let thread = std::thread::Builder::new()
             .name("kw-keepalive".into())
             .spawn(move || {
-                while !s.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50));
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_millis(50)) {
                     let list: Vec<Arc<Shared>> = {
                         let mut l = c.lock().unwrap();
                         l.retain(|x| !x.closed.load(Ordering::SeqCst));
@@ -216,7 +256,7 @@ impl KeepAlive {
                 }
             })
             .expect("spawn keepalive thread");
-        KeepAlive { conns, stop, thread: Some(thread) }
+        KeepAlive { conns, stop: Some(stop), thread: Some(thread) }
     }
 
     /// Starts pinging `conn` whenever it was idle for `idle_ms`.
@@ -229,7 +269,8 @@ impl KeepAlive {
 
 impl Drop for KeepAlive {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        // Closing the channel ends the thread's wait.
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -616,6 +616,8 @@ impl H {
         }
         let deadline = Instant::now() + REPLY_TIMEOUT;
         loop {
+            // Read before scanning the channels: anything delivered after this wakes the wait below.
+            let seen = super::conn::ARRIVALS.count();
             let mut progress = false;
             let mut all_done = true;
             for job in js.iter_mut() {
@@ -662,7 +664,7 @@ impl H {
                 return Err(Abort("timeout in a concurrent group".into()));
             }
             if !progress {
-                std::thread::sleep(Duration::from_micros(200));
+                super::conn::ARRIVALS.wait_past(seen, deadline);
             }
         }
         // Zxids in ascending order, so that first appearance follows the server's txn order.
