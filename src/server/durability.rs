@@ -224,6 +224,15 @@ impl LogCore {
     }
 }
 
+/// Standalone: applies and answers every txn up to `last`, now durable.
+fn answer_durable(shared: &Shared, last: i64) {
+    let now: Now = shared.now();
+    let mut st = shared.lock();
+    let mut out = Vec::new();
+    st.engine.committed(last, now, &mut out);
+    st.dispatch(out);
+}
+
 /// A standalone server's lone write, logged by the thread that prepared it once the state lock is
 /// released: nothing older was waiting to be logged or answered, and the log core was free, so
 /// this saves waking the log thread (tens of µs on a virtual machine) on a lone write's latency.
@@ -231,13 +240,7 @@ impl LogCore {
 pub fn log_inline(shared: &Arc<Shared>, mut core: parking_lot::ArcMutexGuard<parking_lot::RawMutex, LogCore>, props: Vec<Proposal>) {
     let batch: Vec<LogRecord> = props.into_iter().map(LogRecord::Txn).collect();
     let (last, roll) = core.write_batch(shared, &batch);
-    {
-        let now: Now = shared.now();
-        let mut st = shared.lock();
-        let mut out = Vec::new();
-        st.engine.committed(last, now, &mut out);
-        st.dispatch(out);
-    }
+    answer_durable(shared, last);
     if roll {
         core.roll_and_snapshot(shared);
     }
@@ -344,11 +347,7 @@ fn log_loop(shared: Arc<Shared>, core: Arc<parking_lot::Mutex<LogCore>>, rx: Rec
                 fatal("handing committed txns over", "the commit thread is gone");
             }
         } else {
-            let now: Now = shared.now();
-            let mut st = shared.lock();
-            let mut out = Vec::new();
-            st.engine.committed(last, now, &mut out);
-            st.dispatch(out);
+            answer_durable(&shared, last);
         }
         if roll {
             c.roll_and_snapshot(&shared);
@@ -469,21 +468,21 @@ mod tests {
         // Fresh: snapshot.0, as Apache.
         load(&cfg).unwrap();
         assert_eq!(snapshots(&cfg), vec![0]);
+        // One create logged, then a restart.
+        let log_then_load = |zxid: i64, owner: i64, path: &str, ephemeral: bool| {
+            let mut w = TxnLogWriter::new(cfg.txn_log_dir());
+            let (h, t) = create(zxid, owner, path, ephemeral);
+            w.append(&h, &t, None).unwrap();
+            w.close().unwrap();
+            load(&cfg).unwrap()
+        };
         // A logged txn: the restart replays it and writes nothing (snapshot + log give it back).
-        let mut w = TxnLogWriter::new(cfg.txn_log_dir());
-        let (h, t) = create(1, 0, "/a", false);
-        w.append(&h, &t, None).unwrap();
-        w.close().unwrap();
-        let l = load(&cfg).unwrap();
+        let l = log_then_load(1, 0, "/a", false);
         assert!(l.tree.lookup("/a").is_some());
         assert_eq!(snapshots(&cfg), vec![0]);
         // An ephemeral whose session is not live: removed at load, which is not logged, so the
         // changed tree is snapshotted before anything else is logged after it.
-        let mut w = TxnLogWriter::new(cfg.txn_log_dir());
-        let (h, t) = create(2, 0x77, "/eph", true);
-        w.append(&h, &t, None).unwrap();
-        w.close().unwrap();
-        let l = load(&cfg).unwrap();
+        let l = log_then_load(2, 0x77, "/eph", true);
         assert!(l.tree.lookup("/eph").is_none());
         assert_eq!(snapshots(&cfg), vec![0, 2]);
         let _ = std::fs::remove_dir_all(&dir);
