@@ -1762,17 +1762,11 @@ fn bit_flip_before_the_tail_refuses_to_start() {
     let mark = output_mark(&server);
     let mut child = spawn_raw(&server);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_exit(&mut child, deadline);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let out = output_since(&server, mark);
     let what = format!("seed {seed}: bit {bit} of byte {off} flipped in entry {}..{} of {}", e.start, e.end, log.display());
     assert!(status.is_some_and(|s| !s.success()), "{what}: the server did not refuse to start ({status:?}):\n{out}");

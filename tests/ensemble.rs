@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{TestDir, free_port, poll_until, rzk_server_bin, try_four_letter, wait_for};
+use common::{Notify, PidFd, TestDir, connect_watched, free_port, next_event, rzk_server_bin, try_four_letter, wait_readable};
+use rzk::cli::client::{EventType, KeeperState};
 use rzk::cli::client::{Client, CreateMode, States};
 use rzk::tree::acl::open_acl_unsafe;
 use std::collections::BTreeSet;
@@ -13,7 +14,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 struct Member {
@@ -23,6 +24,8 @@ struct Member {
     election_port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Where the member reports when it serves and in which mode (NOTIFY_SOCKET).
+    notify: Mutex<Notify>,
 }
 
 struct Ensemble {
@@ -70,7 +73,8 @@ impl Ensemble {
                 d.display()
             );
             fs::write(d.join("zoo.cfg"), cfg).unwrap();
-            members.push(Member { id, client_port: *c, quorum_port: *qp, election_port: *ep, dir: d, child: None });
+            let notify = Mutex::new(Notify::bind(&d));
+            members.push(Member { id, client_port: *c, quorum_port: *qp, election_port: *ep, dir: d, child: None, notify });
         }
         let mut e = Ensemble { members, _dir: dir, _serial: serial };
         for i in 0..n {
@@ -83,15 +87,19 @@ impl Ensemble {
         let m = &mut self.members[i];
         let out = fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
         let err = out.try_clone().unwrap();
+        let mut notify = m.notify.lock().unwrap();
+        notify.reset();
         let child = Command::new(rzk_server_bin())
             .arg("start-foreground")
             .arg(m.dir.join("zoo.cfg"))
             .env("NO_COLOR", "1")
+            .env("NOTIFY_SOCKET", notify.path())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .expect("spawn rzk-server");
+        drop(notify);
         m.child = Some(child);
     }
 
@@ -119,26 +127,63 @@ impl Ensemble {
         t.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
     }
 
+    /// Blocks until `f`, given the serving mode each member of `idx` last reported on its
+    /// NOTIFY_SOCKET (None while it does not serve), returns Some; wakes only when a member
+    /// reports something. Panics after `limit`, or when one of them exits, with their logs.
+    fn wait_modes<T>(&self, idx: &[usize], limit: Duration, what: &str, mut f: impl FnMut(&[Option<String>]) -> Option<T>) -> T {
+        let deadline = Instant::now() + limit;
+        let pids: Vec<PidFd> = idx.iter().map(|&i| PidFd::open(self.members[i].child.as_ref().expect("member running"))).collect();
+        loop {
+            let modes: Vec<Option<String>> = idx
+                .iter()
+                .map(|&i| {
+                    let mut n = self.members[i].notify.lock().unwrap();
+                    n.drain();
+                    n.serving().map(str::to_string)
+                })
+                .collect();
+            if let Some(v) = f(&modes) {
+                return v;
+            }
+            let mut fds: Vec<i32> = idx.iter().map(|&i| self.members[i].notify.lock().unwrap().fd()).collect();
+            fds.extend(pids.iter().map(PidFd::fd));
+            let woke = wait_readable(&fds, deadline);
+            let exited = pids.iter().position(|p| wait_readable(&[p.fd()], Instant::now()));
+            if !woke || exited.is_some() {
+                let why = match exited {
+                    Some(k) => format!("member {} exited while waiting for {what}", self.members[idx[k]].id),
+                    None => format!("timed out after {limit:?} waiting for {what}"),
+                };
+                let mut msg = format!("{why}\n");
+                for (k, &i) in idx.iter().enumerate() {
+                    let log = self.log(i);
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                    msg.push_str(&format!("--- server {} reported mode {:?}, last log lines:\n{}\n", self.members[i].id, modes[k], tail.join("\n")));
+                }
+                panic!("{msg}");
+            }
+        }
+    }
+
     /// Waits until the running members serve with exactly one leader; returns its index.
-    /// On timeout the panic message carries each member's mode and the tail of its log.
     fn wait_stable(&self, running: &[usize]) -> usize {
-        let leader = poll_until(Instant::now() + Duration::from_secs(30), || {
-            let modes: Vec<Option<String>> = running.iter().map(|&i| self.mode(i)).collect();
-            if modes.iter().any(|m| m.is_none()) {
+        self.wait_modes(running, Duration::from_secs(30), "one leader and the rest serving", |modes| {
+            if modes.iter().any(Option::is_none) {
                 return None;
             }
-            let leaders: Vec<usize> = running.iter().zip(&modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
+            let leaders: Vec<usize> = running.iter().zip(modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
             (leaders.len() == 1).then(|| leaders[0])
-        });
-        leader.unwrap_or_else(|| {
-            let mut msg = String::from("timed out after 30s waiting for one leader and the rest following\n");
-            for &i in running {
-                let log = self.log(i);
-                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-                msg.push_str(&format!("--- server {} mode {:?}, last log lines:\n{}\n", self.members[i].id, self.mode(i), tail.join("\n")));
-            }
-            panic!("{msg}")
         })
+    }
+
+    /// Waits until member `i` reports that it no longer serves clients.
+    fn wait_not_serving(&self, i: usize) {
+        self.wait_modes(&[i], Duration::from_secs(20), "the member to stop serving", |m| m[0].is_none().then_some(()))
+    }
+
+    /// A client of member `i` whose watch and state events arrive on the returned channel.
+    fn connect_watched(&self, i: usize) -> (Client, std::sync::mpsc::Receiver<rzk::cli::client::WatchedEvent>) {
+        connect_watched(&format!("127.0.0.1:{}", self.members[i].client_port))
     }
 
     fn connect(&self, i: usize) -> Client {
@@ -173,14 +218,14 @@ impl Drop for Ensemble {
 /// happened; it is not counted either way.
 struct Load {
     stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<BTreeSet<String>>>,
+    acked: Arc<(Mutex<BTreeSet<String>>, Condvar)>,
     threads: Vec<std::thread::JoinHandle<usize>>,
 }
 
 impl Load {
     fn start(e: &Ensemble) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(BTreeSet::new()));
+        let acked = Arc::new((Mutex::new(BTreeSet::new()), Condvar::new()));
         let hosts: String = e.members.iter().map(|m| format!("127.0.0.1:{}", m.client_port)).collect::<Vec<_>>().join(",");
         let mut threads = Vec::new();
         for m in &e.members {
@@ -197,7 +242,8 @@ impl Load {
                     let name = format!("w{id}-{n:06}");
                     match c.create(&format!("/load/{name}"), Some(b"v"), &open_acl_unsafe(), CreateMode::Persistent, None) {
                         Ok(_) => {
-                            acked.lock().unwrap().insert(name);
+                            acked.0.lock().unwrap().insert(name);
+                            acked.1.notify_all();
                         }
                         Err(_) => failures += 1,
                     }
@@ -210,7 +256,14 @@ impl Load {
     }
 
     fn acked(&self) -> usize {
-        self.acked.lock().unwrap().len()
+        self.acked.0.lock().unwrap().len()
+    }
+
+    /// Blocks until `n` writes have been acknowledged in all (woken by each acknowledgement).
+    fn wait_acked(&self, n: usize, limit: Duration) {
+        let (m, cv) = &*self.acked;
+        let (g, t) = cv.wait_timeout_while(m.lock().unwrap(), limit, |a| a.len() < n).unwrap();
+        assert!(!t.timed_out(), "timed out after {limit:?} waiting for {n} acknowledged writes ({} so far)", g.len());
     }
 
     fn finish(self) -> BTreeSet<String> {
@@ -218,7 +271,7 @@ impl Load {
         for t in self.threads {
             t.join().unwrap();
         }
-        Arc::try_unwrap(self.acked).unwrap().into_inner().unwrap()
+        Arc::try_unwrap(self.acked).ok().unwrap().0.into_inner().unwrap()
     }
 }
 
@@ -244,8 +297,7 @@ fn run_leader_kills(voters: usize, rounds: usize) {
     let load = Load::start(&e);
     let mut rejoined = Vec::new();
     for round in 0..rounds {
-        let before = load.acked();
-        wait_for(Duration::from_secs(30), "writes to be acknowledged", || (load.acked() >= before + 50).then_some(()));
+        load.wait_acked(load.acked() + 50, Duration::from_secs(30));
         let leader = e.wait_stable(&all);
         let mark = e.log(leader).len();
         e.kill(leader);
@@ -328,7 +380,7 @@ fn a_leader_cut_off_from_its_followers_stops_taking_writes_and_the_ensemble_reco
         e.signal(f, libc::SIGSTOP);
     }
     // Within syncLimit it gives up leading and stops serving.
-    wait_for(Duration::from_secs(20), "the cut-off leader to stop serving", || e.mode(leader).is_none().then_some(()));
+    e.wait_not_serving(leader);
     let refused = Client::connect(&format!("127.0.0.1:{}", e.members[leader].client_port), 4_000, false, Arc::new(|_| {})).unwrap();
     assert_ne!(refused.wait_connected(Duration::from_secs(2), true), States::Connected, "a minority member must not take clients");
     refused.close();
@@ -435,15 +487,17 @@ fn the_leader_expires_a_session_made_on_a_follower_and_every_member_drops_its_ep
     let mut reply = vec![0u8; i32::from_be_bytes(len) as usize];
     s.read_exact(&mut reply).unwrap();
     assert_eq!(&reply[12..16], &0i32.to_be_bytes(), "create ephemeral via the follower");
-    let clients: Vec<Client> = all.iter().map(|&i| e.connect(i)).collect();
-    for c in &clients {
+    let clients: Vec<_> = all.iter().map(|&i| e.connect_watched(i)).collect();
+    for (c, _) in &clients {
         c.sync("/").unwrap();
-        assert!(c.exists("/eph", false).unwrap().is_some());
+        assert!(c.exists("/eph", true).unwrap().is_some());
     }
-    // Silence: no pings. The leader expires the session; every member then drops the node.
+    // Silence: no pings. The leader expires the session; every member then drops the node, and
+    // the watch each client left there fires.
     let t = Instant::now();
-    for c in &clients {
-        wait_for(Duration::from_secs(20), "the ephemeral to go", || c.exists("/eph", false).unwrap().is_none().then_some(()));
+    for (c, events) in &clients {
+        next_event(events, Duration::from_secs(20), "NodeDeleted /eph", |ev| ev.kind == EventType::NodeDeleted && ev.path.as_deref() == Some("/eph"));
+        assert!(c.exists("/eph", false).unwrap().is_none());
     }
     assert!(t.elapsed() >= Duration::from_millis(1500), "expired too early: {:?}", t.elapsed());
     drop(s);
@@ -455,22 +509,21 @@ fn a_client_keeps_its_session_when_its_server_is_killed() {
     let all = [0, 1, 2];
     e.wait_stable(&all);
     let hosts: String = e.members.iter().map(|m| format!("127.0.0.1:{}", m.client_port)).collect::<Vec<_>>().join(",");
-    let c = Client::connect(&hosts, 10_000, false, Arc::new(|_| {})).unwrap();
-    assert_eq!(c.wait_connected(Duration::from_secs(20), false), States::Connected);
+    let (c, events) = connect_watched(&hosts);
     let sid = c.session_id();
     c.create("/mine", None, &open_acl_unsafe(), CreateMode::Ephemeral, None).unwrap();
     // Which member serves it? The one whose `cons` lists the session.
     let hex = format!("sid=0x{sid:x}");
-    let serving = wait_for(Duration::from_secs(10), "the member serving the session", || {
-        (0..3).find(|&i| try_four_letter(e.members[i].client_port, "cons").is_ok_and(|t| t.contains(&hex)))
-    });
+    let serving = (0..3)
+        .find(|&i| try_four_letter(e.members[i].client_port, "cons").is_ok_and(|t| t.contains(&hex)))
+        .expect("a member lists the session in cons");
     e.kill(serving);
     let rest: Vec<usize> = all.iter().copied().filter(|&i| i != serving).collect();
     e.wait_stable(&rest);
     // The client reconnects elsewhere with the same session; its ephemeral is still there.
-    wait_for(Duration::from_secs(20), "a write through the moved session", || {
-        c.create("/after-move", None, &open_acl_unsafe(), CreateMode::Persistent, None).ok()
-    });
+    next_event(&events, Duration::from_secs(20), "Disconnected", |ev| ev.state == KeeperState::Disconnected);
+    next_event(&events, Duration::from_secs(20), "SyncConnected again", |ev| ev.state == KeeperState::SyncConnected && ev.path.is_none());
+    c.create("/after-move", None, &open_acl_unsafe(), CreateMode::Persistent, None).unwrap();
     assert_eq!(c.session_id(), sid);
     assert!(c.exists("/mine", false).unwrap().is_some());
     let (_, stat) = c.get_data("/mine", false).unwrap();
@@ -575,7 +628,7 @@ fn two_members_form_an_ensemble_and_stop_serving_without_each_other() {
     check_every_member_has(&e, &all, &expect);
     // A quorum of two needs both: without its follower the leader stops serving.
     e.kill(1 - leader);
-    wait_for(Duration::from_secs(20), "the lone leader to stop serving", || e.mode(leader).is_none().then_some(()));
+    e.wait_not_serving(leader);
     e.launch(1 - leader);
     e.wait_stable(&all);
     check_every_member_has(&e, &all, &expect);

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{ApacheZk, LOG4J_PROPERTIES, TestDir, free_port, rzk_server_bin, poll_until, try_four_letter, wait_for};
+use common::{ApacheZk, DirWatch, LOG4J_PROPERTIES, Notify, PidFd, TestDir, free_port, rzk_server_bin, try_four_letter, wait_readable};
 use rzk::cli::client::{Client, CreateMode, States};
 use rzk::jute::records::Stat;
 use rzk::tree::acl::open_acl_unsafe;
@@ -44,6 +44,10 @@ struct Member {
     client_port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// rzk: where it reports serving and its mode (NOTIFY_SOCKET).
+    notify: Option<Mutex<Notify>>,
+    /// Apache: writes to its log, after which its mode is asked again.
+    log_watch: Option<DirWatch>,
 }
 
 struct Ensemble {
@@ -85,7 +89,9 @@ impl Ensemble {
             if kind == Kind::Apache {
                 fs::write(d.join("log4j.properties"), LOG4J_PROPERTIES).unwrap();
             }
-            members.push(Member { id, kind, client_port: c, dir: d, child: None });
+            let notify = (kind == Kind::Rzk).then(|| Mutex::new(Notify::bind(&d)));
+            let log_watch = (kind == Kind::Apache).then(|| DirWatch::new(&d));
+            members.push(Member { id, kind, client_port: c, dir: d, child: None, notify, log_watch });
         }
         let mut en = Ensemble { members, _dir: dir, _serial: serial };
         let apache: Vec<usize> = (0..kinds.len()).filter(|&i| kinds[i] == Kind::Apache).collect();
@@ -95,9 +101,7 @@ impl Ensemble {
         // QuorumPeer logs "LOOKING" when it starts its first election, after the election
         // listener is up. (Probing the port instead would make Apache log an EOFException.)
         for &i in &apache {
-            wait_for(Duration::from_secs(30), "Apache to start its election", || {
-                en.log(i).contains("] - LOOKING").then_some(())
-            });
+            en.wait_until(&[i], Duration::from_secs(30), "Apache to start its election", |_| en.log(i).contains("] - LOOKING").then_some(()));
         }
         for i in 0..kinds.len() {
             if kinds[i] == Kind::Rzk {
@@ -114,8 +118,10 @@ impl Ensemble {
         let err = out.try_clone().unwrap();
         let mut cmd = match m.kind {
             Kind::Rzk => {
+                let mut n = m.notify.as_ref().unwrap().lock().unwrap();
+                n.reset();
                 let mut c = Command::new(rzk_server_bin());
-                c.arg("start-foreground").arg(&cfg).env("NO_COLOR", "1");
+                c.arg("start-foreground").arg(&cfg).env("NO_COLOR", "1").env("NOTIFY_SOCKET", n.path());
                 c
             }
             Kind::Apache => {
@@ -153,23 +159,70 @@ impl Ensemble {
         t.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
     }
 
+    /// The serving mode of each member of `idx`: what an rzk member last reported on its
+    /// NOTIFY_SOCKET, `srvr`'s `Mode:` for an Apache member.
+    fn modes(&self, idx: &[usize]) -> Vec<Option<String>> {
+        idx.iter()
+            .map(|&i| match &self.members[i].notify {
+                Some(n) => {
+                    let mut n = n.lock().unwrap();
+                    n.drain();
+                    n.serving().map(str::to_string)
+                }
+                None => self.mode(i),
+            })
+            .collect()
+    }
+
+    /// Blocks until `f`, given the members' modes, returns Some. It wakes when an rzk member
+    /// reports, an Apache member writes to its log, or a member exits (a panic), and at least
+    /// once a second (Apache may start serving after its last log line). Panics after `limit`.
+    fn wait_until<T>(&self, idx: &[usize], limit: Duration, what: &str, mut f: impl FnMut(&[Option<String>]) -> Option<T>) -> T {
+        let deadline = Instant::now() + limit;
+        let pids: Vec<PidFd> = idx.iter().map(|&i| PidFd::open(self.members[i].child.as_ref().expect("member running"))).collect();
+        loop {
+            for &i in idx {
+                if let Some(w) = &self.members[i].log_watch {
+                    w.drain();
+                }
+            }
+            let modes = self.modes(idx);
+            if let Some(v) = f(&modes) {
+                return v;
+            }
+            let exited = pids.iter().position(|p| wait_readable(&[p.fd()], Instant::now()));
+            if Instant::now() >= deadline || exited.is_some() {
+                let mut msg = match exited {
+                    Some(k) => format!("{} exited while waiting for {what}; modes {modes:?}\n", self.describe(idx[k])),
+                    None => format!("timed out after {limit:?} waiting for {what}; modes {modes:?}\n"),
+                };
+                for &i in idx {
+                    let log = self.log(i);
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                    msg.push_str(&format!("--- {} ---\n{}\n", self.describe(i), tail.join("\n")));
+                }
+                panic!("{msg}");
+            }
+            let mut fds: Vec<i32> = pids.iter().map(PidFd::fd).collect();
+            for &i in idx {
+                let m = &self.members[i];
+                if let Some(n) = &m.notify {
+                    fds.push(n.lock().unwrap().fd());
+                }
+                if let Some(w) = &m.log_watch {
+                    fds.push(w.fd());
+                }
+            }
+            wait_readable(&fds, deadline.min(Instant::now() + Duration::from_secs(1)));
+        }
+    }
+
     /// Waits until the running members serve with exactly one leader; returns its index.
     fn wait_stable(&self, running: &[usize]) -> usize {
-        let leader = poll_until(Instant::now() + Duration::from_secs(20), || {
-            let modes: Vec<Option<String>> = running.iter().map(|&i| self.mode(i)).collect();
+        self.wait_until(running, Duration::from_secs(20), "one leader and the rest serving", |modes| {
             let leaders: Vec<usize> =
-                running.iter().zip(&modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
+                running.iter().zip(modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
             (modes.iter().all(|m| m.is_some()) && leaders.len() == 1).then(|| leaders[0])
-        });
-        leader.unwrap_or_else(|| {
-            let modes: Vec<Option<String>> = running.iter().map(|&i| self.mode(i)).collect();
-            let mut msg = format!("no stable ensemble: modes {modes:?}\n");
-            for &i in running {
-                let log = self.log(i);
-                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-                msg.push_str(&format!("--- {} ---\n{}\n", self.describe(i), tail.join("\n")));
-            }
-            panic!("{msg}")
         })
     }
 
@@ -325,9 +378,10 @@ fn check_session_moves(e: &Ensemble, all: &[usize], from: usize) {
     let mut reply = vec![0u8; i32::from_be_bytes(len) as usize];
     conn.read_exact(&mut reply).unwrap();
     assert_eq!(&reply[12..16], &[0, 0, 0, 0], "closeSession failed: {reply:?}");
-    wait_for(Duration::from_secs(20), "the moved session's ephemeral to go", || {
-        all.iter().all(|&i| !e.contents(i).contains_key(path.trim_start_matches("/t/"))).then_some(())
-    });
+    // The reply came once the close was committed: after a `sync`, no member has the node.
+    for &i in all {
+        assert!(!e.contents(i).contains_key(path.trim_start_matches("/t/")), "{} still has {path}", e.describe(i));
+    }
     mover.close();
 }
 
@@ -355,9 +409,11 @@ fn run(kinds: [Kind; 3]) {
         c.close();
     }
     names.retain(|n| !n.ends_with("-eph"));
-    wait_for(Duration::from_secs(20), "ephemerals to go", || {
-        all.iter().all(|&i| e.contents(i).keys().all(|k| !k.ends_with("-eph"))).then_some(())
-    });
+    // close() returns once closeSession is answered, i.e. committed: a `sync` on any member
+    // then shows the ephemerals gone.
+    for &i in &all {
+        assert!(e.contents(i).keys().all(|k| !k.ends_with("-eph")), "{} still has an ephemeral of a closed session", e.describe(i));
+    }
     e.check_same_everywhere(&all, &names);
     // Sessions move between the kinds: one made on each member.
     for &i in &all {
@@ -461,11 +517,21 @@ fn run_snap(kinds: [Kind; 3]) {
     let (more, _clients) = write_through(&e, &all, "after-snap");
     names.extend(more);
     e.check_same_everywhere(&all, &names);
-    // The ephemeral goes everywhere, the wiped member included, when its session closes.
+    // The ephemeral goes everywhere, the wiped member included, when its session ends: closed,
+    // or expired if the owner's member was the wiped one and the client had not reconnected yet.
+    // A watch on every member sees it go.
+    let watchers: Vec<_> = all.iter().map(|&i| common::connect_watched(&format!("127.0.0.1:{}", e.members[i].client_port))).collect();
+    for (c, _) in &watchers {
+        c.sync("/t").unwrap();
+        assert!(c.exists("/t/eph", true).unwrap().is_some());
+    }
     owner.close();
-    wait_for(Duration::from_secs(20), "/t/eph to go", || {
-        all.iter().all(|&i| !e.contents(i).contains_key("eph")).then_some(())
-    });
+    for (k, (c, events)) in watchers.iter().enumerate() {
+        common::next_event(events, Duration::from_secs(30), &format!("NodeDeleted /t/eph on {}", e.describe(all[k])), |ev| {
+            ev.kind == rzk::cli::client::EventType::NodeDeleted && ev.path.as_deref() == Some("/t/eph")
+        });
+        assert!(c.exists("/t/eph", false).unwrap().is_none());
+    }
 }
 
 #[test]

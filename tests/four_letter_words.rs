@@ -861,18 +861,32 @@ fn start_whitelisted(kind: &str, whitelist: &str) -> Proc {
         } else {
             vec![rzk_server_bin().display().to_string(), "start-foreground".into(), cfg_path.display().to_string()]
         };
+        let mut notify = Notify::bind(dir.path());
         let child = Command::new(&argv[0])
             .args(&argv[1..])
             .current_dir(dir.path())
+            .env("NOTIFY_SOCKET", notify.path())
             .stdin(Stdio::null())
             .stdout(fs::File::create(dir.path().join("stdout.log")).unwrap())
             .stderr(fs::File::create(dir.path().join("stderr.log")).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", argv[0]));
         let mut p = Proc { port, child, dir };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(Some(st)) = p.child.try_wait() {
+        // rzk reports readiness on NOTIFY_SOCKET; Apache is asked with srvr whenever it logs.
+        let waited = if kind == "apache" {
+            let d = p.dir.path().to_path_buf();
+            wait_probe(&mut p.child, &d, Instant::now() + START_TIMEOUT, || {
+                try_four_letter(port, "srvr").is_ok_and(|t| t.starts_with("Zookeeper version: "))
+            })
+        } else {
+            wait_notified_ready(&mut p.child, &mut notify).map(|_| ())
+        };
+        match waited {
+            Ok(()) => return p,
+            Err(WaitError::Timeout) => {
+                panic!("{kind} (whitelist={whitelist}) did not start within {START_TIMEOUT:?}; dir {}", p.dir.path().display())
+            }
+            Err(WaitError::Exited(st)) => {
                 let d = p.dir.path();
                 last = format!(
                     "{kind} (whitelist={whitelist}) exited early ({st}): {}{}{}",
@@ -880,15 +894,7 @@ fn start_whitelisted(kind: &str, whitelist: &str) -> Proc {
                     fs::read_to_string(d.join("stdout.log")).unwrap_or_default(),
                     fs::read_to_string(d.join("zookeeper.log")).unwrap_or_default()
                 );
-                break;
             }
-            if Instant::now() > deadline {
-                panic!("{kind} (whitelist={whitelist}) did not answer srvr within {START_TIMEOUT:?}; dir {}", p.dir.path().display());
-            }
-            if try_four_letter(port, "srvr").is_ok_and(|t| t.starts_with("Zookeeper version: ")) {
-                return p;
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
     panic!("{last}");

@@ -166,11 +166,10 @@ fn a_client_that_stops_reading_gets_every_reply_in_order_later() {
     assert_eq!(slow.call(1, &req.to_bytes()).0.err, 0);
 
     // 40 getData requests (20 MB of replies, far more than the sockets buffer) sent without
-    // reading anything back.
-    let packets = |port: u16| -> i64 {
-        common::four_letter(port, "mntr").lines().find_map(|l| l.strip_prefix("zk_packets_received\t")).unwrap().trim().parse().unwrap()
-    };
-    let before = packets(port);
+    // reading anything back, then a create of /marker. A connection's requests are handled in
+    // order, so when the other session's watch on /marker fires, the server has taken all 40.
+    let (h, _) = good.call(3, &PathWatchRequest { path: "/marker".into(), watch: true }.to_bytes());
+    assert_eq!(h.err, -101, "exists /marker sets a watch");
     let first = slow.xid + 1;
     let mut out = Vec::new();
     for i in 0..40 {
@@ -179,9 +178,17 @@ fn a_client_that_stops_reading_gets_every_reply_in_order_later() {
         PathWatchRequest { path: "/slow".into(), watch: false }.write(&mut w);
         out.extend_from_slice(&framed(&w.buf));
     }
+    let mut w = Writer::new();
+    RequestHeader { xid: first + 40, op: 1 }.write(&mut w);
+    CreateRequest { path: "/marker".into(), data: None, acl: rzk::tree::acl::open_acl_unsafe(), flags: 0 }.write(&mut w);
+    out.extend_from_slice(&framed(&w.buf));
     slow.s.write_all(&out).unwrap();
-    slow.xid = first + 39;
-    common::wait_for(Duration::from_secs(20), "the server to take all 40 requests", || (packets(port) >= before + 40).then_some(()));
+    slow.xid = first + 40;
+    let ev = good.read_frame().expect("the watch event for /marker");
+    let mut r = Reader::new(&ev);
+    assert_eq!(ReplyHeader::read(&mut r).unwrap().xid, -1, "a notification");
+    let ev = WatcherEvent::read(&mut r).unwrap();
+    assert_eq!((ev.event_type, ev.path.as_str()), (1, "/marker"), "NodeCreated /marker");
     good.healthy();
 
     for i in 0..40 {
@@ -192,6 +199,9 @@ fn a_client_that_stops_reading_gets_every_reply_in_order_later() {
         let resp = GetDataResponse::read(&mut r).unwrap();
         assert_eq!(resp.data.as_deref(), Some(&data[..]), "reply {i}");
     }
+    let f = slow.read_frame().expect("create reply");
+    let h = ReplyHeader::read(&mut Reader::new(&f)).unwrap();
+    assert_eq!((h.xid, h.err), (first + 40, 0), "create reply");
     slow.healthy();
     good.healthy();
 }

@@ -676,3 +676,49 @@ fn mntr_reports_log_syncs_and_the_txns_they_covered() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// systemd readiness (sd_notify)
+
+/// With NOTIFY_SOCKET set, as systemd sets it for `Type=notify`: `READY=1` and `STATUS=Mode:
+/// standalone` once clients are served (the harness's start returns on READY=1, so a server
+/// that never says it would fail every test), `STOPPING=1` on SIGTERM. An `@name` socket is
+/// in the abstract namespace.
+#[test]
+fn systemd_is_told_when_the_server_serves_and_when_it_stops() {
+    let mut s = RzkServer::start();
+    assert!(s.notify().ready);
+    assert_eq!(s.notify().status.as_deref(), Some("standalone"));
+    // The server reported readiness only once it answers clients.
+    assert!(common::four_letter(s.port, "srvr").contains("Mode: standalone"));
+    assert!(!s.notify().stopping);
+    assert!(s.stop(Duration::from_secs(20)).is_some_and(|st| st.success()));
+    s.notify().drain();
+    assert!(s.notify().stopping, "STOPPING=1 on SIGTERM");
+
+    // Abstract namespace: NOTIFY_SOCKET=@name.
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("rzk-test-notify-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let sock = std::os::unix::net::UnixDatagram::bind_addr(&addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let dir = TestDir::new("notify");
+    let port = free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    fs::write(&cfg, format!("tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n", dir.path().join("data").display())).unwrap();
+    let mut child = Command::new(rzk_server_bin())
+        .arg("start-foreground")
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", format!("@{name}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("a notification on the abstract socket");
+    let _ = child.kill();
+    let _ = child.wait();
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert_eq!(msg, "READY=1\nSTATUS=Mode: standalone\n");
+}

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod durability;
 pub mod four_letter;
 pub mod metrics;
+pub mod notify;
 pub mod outbox;
 pub mod quorum;
 
@@ -425,9 +426,15 @@ impl Server {
                 }
             }
         };
+        if !shared.config.is_quorum() {
+            notify::serving("standalone");
+        }
         tokio::select! {
             _ = accept => {}
-            _ = shutdown => { tracing::info!("shutting down"); }
+            _ = shutdown => {
+                tracing::info!("shutting down");
+                notify::stopping();
+            }
         }
         ticker.abort();
         purger.abort();

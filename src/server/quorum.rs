@@ -450,6 +450,7 @@ fn decided(shared: &Arc<Shared>, st: &mut State, state: PeerState, vote: Vote) {
 pub fn go_looking(shared: &Arc<Shared>, st: &mut State, why: &str) {
     let now = shared.now();
     tracing::info!("LOOKING: {why}");
+    super::notify::looking();
     let out = st.engine.drop_clients();
     st.dispatch(out);
     let q = st.quorum.as_mut().unwrap();
@@ -901,7 +902,9 @@ pub fn peer_actions(shared: &Arc<Shared>, st: &mut State, acts: Vec<Action>) {
                 q.serving = true;
                 q.election.update_epoch(epoch as u64);
                 let leading = q.peer.is_leader();
-                tracing::info!("serving clients as {} in epoch {epoch}", if leading { "leader" } else { q.state.mode() });
+                let mode = if leading { "leader" } else { q.state.mode() };
+                tracing::info!("serving clients as {mode} in epoch {epoch}");
+                super::notify::serving(mode);
                 if leading {
                     st.engine.set_role(EngineRole::Leader, now);
                     st.engine.start_epoch(epoch);

@@ -213,42 +213,206 @@ fn tail(path: &Path, max_lines: usize) -> String {
     lines[start..].join("\n")
 }
 
-enum WaitError {
+pub enum WaitError {
     Exited(ExitStatus),
     Timeout,
 }
 
 const NOT_SERVING: &str = "not currently serving requests";
 
-/// Poll until the server on `port` answers `ruok` with `imok` (and `srvr` does not say
-/// "This ZooKeeper instance is not currently serving requests"), or the child exits,
-/// or `START_TIMEOUT` elapses. Refused connections are retried after a short pause.
-fn wait_for_imok(child: &mut Child, port: u16) -> Result<Duration, WaitError> {
+/// Until the server on `port` answers `ruok` with `imok` and `srvr` does not say "This
+/// ZooKeeper instance is not currently serving requests", the child exits, or `START_TIMEOUT`
+/// elapses (see `wait_probe`; Apache offers no readiness event of its own).
+fn wait_serving_by_log(child: &mut Child, port: u16, log_dir: &Path) -> Result<Duration, WaitError> {
     let started = Instant::now();
-    let deadline = started + START_TIMEOUT;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_probe(child, log_dir, started + START_TIMEOUT, || {
+        let budget = Duration::from_secs(2);
+        // Apache answers `imok` as soon as the port is bound, even before the database is
+        // loaded; until then every other command says "not currently serving". So also wait
+        // for `srvr` to report a real state.
+        four_letter_at(addr, "ruok", budget).is_ok_and(|r| r == "imok")
+            && four_letter_at(addr, "srvr", budget).is_ok_and(|t| !t.contains(NOT_SERVING))
+    })?;
+    Ok(started.elapsed())
+}
+
+/// Until `ready()` is true, the child exits, or `deadline`. Between two calls of `ready` it
+/// blocks until the server writes to a file in `log_dir` (a server logs as it starts) or
+/// exits, and `ready` runs at least once a second, in case readiness came after the last line
+/// logged.
+pub fn wait_probe(child: &mut Child, log_dir: &Path, deadline: Instant, mut ready: impl FnMut() -> bool) -> Result<(), WaitError> {
+    let pid = PidFd::open(child);
+    let watch = DirWatch::new(log_dir);
     loop {
+        watch.drain();
         if let Ok(Some(status)) = child.try_wait() {
             return Err(WaitError::Exited(status));
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if Instant::now() >= deadline {
             return Err(WaitError::Timeout);
         }
-        let budget = (deadline - now).min(Duration::from_secs(2));
-        if let Ok(reply) = four_letter_at(addr, "ruok", budget) {
-            // Apache answers `imok` as soon as the port is bound, even before the database is
-            // loaded; until then every other command says "not currently serving". So also
-            // wait for `srvr` to report a real state.
-            if reply == "imok" {
-                match four_letter_at(addr, "srvr", budget) {
-                    Ok(srvr) if !srvr.contains(NOT_SERVING) => return Ok(started.elapsed()),
+        if ready() {
+            return Ok(());
+        }
+        wait_readable(&[watch.fd(), pid.fd()], deadline.min(Instant::now() + Duration::from_secs(1)));
+    }
+}
+
+/// Until the server reports `READY=1` on its NOTIFY_SOCKET (src/server/notify.rs), exits, or
+/// `START_TIMEOUT` elapses: blocks on the socket and on the child's pidfd.
+pub fn wait_notified_ready(child: &mut Child, notify: &mut Notify) -> Result<Duration, WaitError> {
+    let started = Instant::now();
+    let deadline = started + START_TIMEOUT;
+    let pid = PidFd::open(child);
+    loop {
+        notify.drain();
+        if notify.ready {
+            return Ok(started.elapsed());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(WaitError::Exited(status));
+        }
+        if !wait_readable(&[notify.fd(), pid.fd()], deadline) {
+            return Err(WaitError::Timeout);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events: what tests block on instead of sleeping
+// ---------------------------------------------------------------------------------------------
+
+/// Blocks in poll(2) until one of `fds` is readable (or hung up) or `deadline` passes; false
+/// when the deadline passed first.
+pub fn wait_readable(fds: &[i32], deadline: Instant) -> bool {
+    let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: `p` is a valid array of pollfds for the duration of the call.
+        let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+        if n > 0 {
+            return true;
+        }
+        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            panic!("poll: {}", io::Error::last_os_error());
+        }
+    }
+}
+
+/// A pidfd for a child process: readable once the child has exited.
+pub struct PidFd(i32);
+
+impl PidFd {
+    pub fn open(child: &Child) -> PidFd {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
+        assert!(fd >= 0, "pidfd_open for child {}: {}", child.id(), io::Error::last_os_error());
+        PidFd(fd)
+    }
+    pub fn fd(&self) -> i32 {
+        self.0
+    }
+}
+
+impl Drop for PidFd {
+    fn drop(&mut self) {
+        // SAFETY: the fd is ours.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// inotify on a directory: readable when a file in it is created or written.
+pub struct DirWatch(i32);
+
+impl DirWatch {
+    pub fn new(dir: &Path) -> DirWatch {
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain syscalls on a new fd and a NUL-terminated path.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify_init1: {}", io::Error::last_os_error());
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).expect("dir path");
+        let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY | libc::IN_CREATE | libc::IN_CLOSE_WRITE) };
+        assert!(wd >= 0, "inotify_add_watch {}: {}", dir.display(), io::Error::last_os_error());
+        DirWatch(fd)
+    }
+    pub fn fd(&self) -> i32 {
+        self.0
+    }
+    /// Discards the events read so far.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads into a local buffer of the given size; non-blocking.
+        while unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    }
+}
+
+impl Drop for DirWatch {
+    fn drop(&mut self) {
+        // SAFETY: the fd is ours.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// The receiving end of an rzk-server's NOTIFY_SOCKET (src/server/notify.rs; systemd's
+/// sd_notify protocol): the server tells it when it serves, in which mode, and when it stops.
+pub struct Notify {
+    sock: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+    /// `READY=1` came.
+    pub ready: bool,
+    /// The last `STATUS=Mode: X`, e.g. "standalone", "leader", "looking".
+    pub status: Option<String>,
+    /// `STOPPING=1` came.
+    pub stopping: bool,
+}
+
+impl Notify {
+    /// A socket at `<dir>/notify.sock`.
+    pub fn bind(dir: &Path) -> Notify {
+        let path = dir.join("notify.sock");
+        let _ = fs::remove_file(&path);
+        let sock = std::os::unix::net::UnixDatagram::bind(&path)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        sock.set_nonblocking(true).expect("non-blocking notify socket");
+        Notify { sock, path, ready: false, status: None, stopping: false }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.sock.as_raw_fd()
+    }
+    /// Reads every message that has arrived.
+    pub fn drain(&mut self) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                match line.split_once('=') {
+                    Some(("READY", "1")) => self.ready = true,
+                    Some(("STOPPING", "1")) => self.stopping = true,
+                    Some(("STATUS", s)) => self.status = s.strip_prefix("Mode: ").map(str::to_string),
                     _ => {}
                 }
             }
         }
-        // Connection refused comes back at once; don't spin.
-        std::thread::sleep(Duration::from_millis(25));
+    }
+    /// Forgets what an earlier process said (before starting a new one on the same socket).
+    pub fn reset(&mut self) {
+        self.drain();
+        self.ready = false;
+        self.status = None;
+        self.stopping = false;
+    }
+    /// The mode while the server serves clients; None while it does not (not started yet,
+    /// looking for a leader).
+    pub fn serving(&self) -> Option<&str> {
+        self.status.as_deref().filter(|m| *m != "looking")
     }
 }
 
@@ -279,28 +443,18 @@ fn terminate_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
 /// Waits for a child to exit until `deadline`; None if it is still running then. std has no
 /// wait-with-timeout, so this blocks in poll(2) on a pidfd of the child, which becomes readable
 /// when it exits.
-fn wait_exit(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
-    assert!(fd >= 0, "pidfd_open for child {}: {}", child.id(), io::Error::last_os_error());
-    let st = loop {
+pub fn wait_exit(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    let pid = PidFd::open(child);
+    loop {
         match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
+            Ok(Some(st)) => return Some(st),
             Ok(None) => {}
             Err(e) => panic!("waiting for child {}: {e}", child.id()),
         }
-        let now = Instant::now();
-        if now >= deadline {
-            break None;
+        if !wait_readable(&[pid.fd()], deadline) {
+            return child.try_wait().ok().flatten();
         }
-        let ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd; EINTR only means "check again".
-        unsafe { libc::poll(&mut p, 1, ms.max(1)) };
-    };
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    st
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,7 +604,7 @@ impl ApacheZk {
 
     /// Err((message, worth retrying with another port)).
     fn wait_ready(&mut self) -> Result<(), (String, bool)> {
-        match wait_for_imok(&mut self.child, self.port) {
+        match wait_serving_by_log(&mut self.child, self.port, self.dir.path()) {
             Ok(d) => {
                 self.startup = d;
                 Ok(())
@@ -560,6 +714,7 @@ pub struct RzkServer {
     cfg_path: PathBuf,
     data_dir: PathBuf,
     child: Child,
+    notify: Notify,
     dir: TestDir,
 }
 
@@ -577,13 +732,15 @@ impl RzkServer {
             let (cfg_text, data_dir) = build_cfg(dir.path(), port, extra_cfg_lines);
             let cfg_path = dir.path().join("zoo.cfg");
             fs::write(&cfg_path, cfg_text).expect("write zoo.cfg");
-            let child = Self::spawn(dir.path(), &cfg_path);
+            let notify = Notify::bind(dir.path());
+            let child = Self::spawn(dir.path(), &cfg_path, notify.path());
             let mut s = RzkServer {
                 port,
                 startup: Duration::ZERO,
                 cfg_path,
                 data_dir,
                 child,
+                notify,
                 dir,
             };
             match s.wait_ready() {
@@ -599,7 +756,7 @@ impl RzkServer {
         panic!("{last_err}");
     }
 
-    fn spawn(dir: &Path, cfg_path: &Path) -> Child {
+    fn spawn(dir: &Path, cfg_path: &Path, notify: &Path) -> Child {
         let bin = rzk_server_bin();
         let out = fs::OpenOptions::new()
             .create(true)
@@ -617,6 +774,7 @@ impl RzkServer {
             .current_dir(dir)
             .env("RUST_BACKTRACE", "1")
             .env("NO_COLOR", "1")
+            .env("NOTIFY_SOCKET", notify)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -625,7 +783,7 @@ impl RzkServer {
     }
 
     fn wait_ready(&mut self) -> Result<(), (String, bool)> {
-        match wait_for_imok(&mut self.child, self.port) {
+        match wait_notified_ready(&mut self.child, &mut self.notify) {
             Ok(d) => {
                 self.startup = d;
                 Ok(())
@@ -642,7 +800,7 @@ impl RzkServer {
                         )
                     }
                     WaitError::Timeout => (
-                        format!("did not become ready (ruok/srvr) within {START_TIMEOUT:?}"),
+                        format!("did not report READY=1 within {START_TIMEOUT:?}"),
                         false,
                     ),
                 };
@@ -703,6 +861,11 @@ impl RzkServer {
         terminate_child(&mut self.child, grace)
     }
 
+    /// What the server reported on its NOTIFY_SOCKET.
+    pub fn notify(&mut self) -> &mut Notify {
+        &mut self.notify
+    }
+
     /// Is the process still running?
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -711,7 +874,8 @@ impl RzkServer {
     /// Kill (if running) and start again with the same zoo.cfg, port and dataDir.
     pub fn restart(&mut self) {
         kill_child(&mut self.child);
-        self.child = Self::spawn(self.dir.path(), &self.cfg_path);
+        self.notify.reset();
+        self.child = Self::spawn(self.dir.path(), &self.cfg_path, self.notify.path());
         if let Err((msg, _)) = self.wait_ready() {
             panic!("restart failed: {msg}");
         }
@@ -843,22 +1007,35 @@ pub fn strip_zkcli_noise(stdout: &str) -> String {
         .collect()
 }
 
-/// The one place the real-process tests wait on another process's state (a server's role, a
-/// znode appearing on another member): a child process offers no event to block on, so `f` is
-/// asked again every 50 ms until it gives Some, or None once `deadline` has passed.
-pub fn poll_until<T>(deadline: Instant, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// A client of `hosts` (connected, or panics after 20 s) whose watch and state events arrive
+/// on the returned channel.
+pub fn connect_watched(hosts: &str) -> (rzk::cli::client::Client, std::sync::mpsc::Receiver<rzk::cli::client::WatchedEvent>) {
+    use rzk::cli::client::{Client, States, WatchedEvent};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let c = Client::connect(hosts, 10_000, false, std::sync::Arc::new(move |ev: &WatchedEvent| {
+        let _ = tx.lock().unwrap().send(ev.clone());
+    }))
+    .unwrap();
+    assert_eq!(c.wait_connected(Duration::from_secs(20), false), States::Connected, "client to {hosts}");
+    (c, rx)
 }
 
-/// `poll_until`, panicking with `what` after `limit`.
-pub fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
-    poll_until(Instant::now() + limit, f).unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
+/// The next event on `events` that `want` accepts (earlier ones are skipped); panics after
+/// `limit` naming `what`.
+pub fn next_event(
+    events: &std::sync::mpsc::Receiver<rzk::cli::client::WatchedEvent>,
+    limit: Duration,
+    what: &str,
+    want: impl Fn(&rzk::cli::client::WatchedEvent) -> bool,
+) -> rzk::cli::client::WatchedEvent {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(ev) if want(&ev) => return ev,
+            Ok(_) => {}
+            Err(_) => panic!("timed out after {limit:?} waiting for the event {what}"),
+        }
+    }
 }
