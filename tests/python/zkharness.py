@@ -1,8 +1,8 @@
 """Helpers shared by the end-to-end tests: server processes, 4lw, a cuttable
 TCP relay and the few request types kazoo 2.x does not expose.
 
-Nothing in here sleeps for synchronisation: readiness is polled with a
-deadline, everything else is event driven.
+Nothing in here sleeps: rzk reports readiness on NOTIFY_SOCKET, Apache is
+probed whenever it logs, everything else is event driven.
 """
 import os
 import re
@@ -127,35 +127,89 @@ class ZkServer:
         ]
 
     def _start(self, timeout):
+        """Returns once the server serves. rzk says so on NOTIFY_SOCKET (systemd's readiness
+        protocol); Apache is asked (ruok, srvr) each time it logs something, and at least once
+        a second. The wait blocks on those and on a pidfd of the process, never sleeps."""
         self._log = open(self.log_path, "wb")
+        env = dict(os.environ, NO_COLOR="1")
+        notify = None
+        if self.kind == "rzk":
+            path = os.path.join(self.tmpdir, "notify.sock")
+            notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            notify.bind(path)
+            env["NOTIFY_SOCKET"] = path
         self.proc = subprocess.Popen(
             self._command(),
             cwd=self.tmpdir,
-            stdout=self._log,
+            stdout=self._log if notify else subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=dict(os.environ, NO_COLOR="1"),
+            env=env,
         )
+        pidfd = os.pidfd_open(self.proc.pid)
         deadline = time.monotonic() + timeout
         last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    "%s server exited with %s during startup\n%s"
-                    % (self.kind, self.proc.returncode, self.log_tail())
-                )
-            try:
-                last = four_letter(self.port, "ruok", timeout=1.0)
-                if last == "imok":
-                    return
-            except OSError as e:
-                last = repr(e)
-            time.sleep(0.05)  # polling interval for readiness, not synchronisation
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        "%s server exited with %s during startup\n%s"
+                        % (self.kind, self.proc.returncode, self.log_tail())
+                    )
+                if notify is None:
+                    last = self._apache_serving()
+                    if last is True:
+                        threading.Thread(target=self._pump_log, daemon=True).start()
+                        return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if notify is not None:
+                    readable, _, _ = select.select([notify, pidfd], [], [], left)
+                    if notify in readable:
+                        msg = notify.recv(4096).decode("utf-8", "replace")
+                        last = msg
+                        if "READY=1" in msg.splitlines():
+                            return
+                else:
+                    readable, _, _ = select.select([self.proc.stdout, pidfd], [], [], min(left, 1.0))
+                    if self.proc.stdout in readable:
+                        self._copy_log()
+        finally:
+            os.close(pidfd)
+            if notify is not None:
+                notify.close()
         self.stop()
         raise RuntimeError(
-            "%s server did not answer ruok->imok within %.0fs (last: %r)\n%s"
+            "%s server did not become ready within %.0fs (last: %r)\n%s"
             % (self.kind, timeout, last, self.log_tail())
         )
+
+    def _apache_serving(self):
+        """True once ruok says imok and srvr reports a state (Apache answers imok before it
+        has loaded its database); otherwise what it said."""
+        try:
+            if four_letter(self.port, "ruok", timeout=1.0) != "imok":
+                return "no imok"
+            srvr = four_letter(self.port, "srvr", timeout=1.0)
+            return True if "not currently serving" not in srvr else srvr
+        except OSError as e:
+            return repr(e)
+
+    def _copy_log(self):
+        """Moves what Apache wrote to its stdout pipe into server.log; False at EOF."""
+        data = os.read(self.proc.stdout.fileno(), 65536)
+        if data and self._log is not None:
+            self._log.write(data)
+            self._log.flush()
+        return bool(data)
+
+    def _pump_log(self):
+        try:
+            while self._copy_log():
+                pass
+        except (OSError, ValueError):
+            pass
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
