@@ -19,6 +19,8 @@
 #   6. graceful shutdown (SIGTERM: controlled shutdown, closeSession): /brokers/ids empties.
 # With RZK_KAFKA_MEMBERS=3 (make test-kafka-ensemble) rzk runs as a 3-member ensemble, and after
 # step 3 its leader is killed (SIGKILL) and restarted: the brokers must keep their sessions.
+# No step sleeps: rzk's readiness comes from its NOTIFY_SOCKET messages (tests/kafka/notify.py),
+# ZooKeeper state from watches (tests/kafka/zk.py), process exits from pidfds.
 # Every step is logged with its time; the transcript is left in $WORK/transcript.log
 # (WORK is printed; kept unless the run passed and RZK_KAFKA_KEEP is unset).
 #
@@ -124,6 +126,7 @@ for m in $(seq 1 "$MEMBERS"); do
 done
 
 zk() { "$PY" "$HERE/zk.py" "$ZK" "$@"; }
+notify() { "$PY" "$HERE/notify.py" "$@"; }
 # jget EXPR: evaluates EXPR on the JSON object `d` read from stdin (json is available).
 jget() { "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"json": json}, {"d": d}))' "$1"; }
 topics() {
@@ -149,6 +152,20 @@ mode_of() { four_letter "${ZK_PORTS[$1]}" srvr | sed -n 's/^Mode: //p'; }
 # rzk
 # --------------------------------------------------------------------------------------------
 
+# Every rzk-server reports its status (systemd's readiness protocol) on one datagram socket, to a
+# hub that attributes each message to the sender's pid and answers `notify.py wait-serving`.
+# rzk-server is started by this shell, not by the hub: ${RZK_PIDS[m]} is its pid (signalled
+# directly), and a restarted member is a new pid without a status yet. The hub writes "ready"
+# to a FIFO once its sockets are bound (before any server can send) and exits with this shell.
+NOTIFY_SOCK="$WORK/notify.sock"
+NOTIFY_CTL="$WORK/notify-ctl.sock"
+mkfifo "$WORK/notify-hub.ready" || die "mkfifo failed"
+# (Python started directly, not through notify(), so that $! is its pid.)
+"$PY" "$HERE/notify.py" hub "$NOTIFY_SOCK" "$NOTIFY_CTL" $$ >"$WORK/notify-hub.log" 2>&1 3>"$WORK/notify-hub.ready" &
+PIDS+=("$!")
+read -r -t 30 line <"$WORK/notify-hub.ready"
+[ "$line" = ready ] || die "notify hub did not start (see $WORK/notify-hub.log)"
+
 start_member() {
   local m=$1 d="$WORK/zk$1"
   mkdir -p "$d"
@@ -166,25 +183,27 @@ maxClientCnxns=0
 metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider
 $SERVERS
 EOF
-  "$SERVER" start-foreground "$WORK/zoo$m.cfg" >>"$WORK/rzk$m.log" 2>&1 &
+  NOTIFY_SOCKET="$NOTIFY_SOCK" "$SERVER" start-foreground "$WORK/zoo$m.cfg" >>"$WORK/rzk$m.log" 2>&1 &
   RZK_PIDS[$m]=$!
   PIDS+=("${RZK_PIDS[$m]}")
   # Not a shell job: a member killed on purpose is not reported as "Killed".
   disown "${RZK_PIDS[$m]}"
 }
-# wait_serving M...: until every listed member serves (standalone, leader or follower).
+# wait_serving [--with-leader] M...: until every listed member's latest NOTIFY_SOCKET status is
+# serving (standalone, leader, follower, observer), with --with-leader one of them as leader
+# (or standalone); at most 30 s, fails early if one exits. Prints notify.py's JSON
+# ({"modes": {pid: mode}, "waited_s": s}).
 wait_serving() {
-  local m ok
-  for _ in $(seq 1 300); do
-    ok=1
-    for m in "$@"; do [ -n "$(mode_of "$m")" ] || ok=0; done
-    [ "$ok" = 1 ] && return 0
-    sleep 0.1
-  done
-  return 1
+  local m flag=() pids=()
+  [ "${1:-}" = --with-leader ] && flag=(--with-leader) && shift
+  for m in "$@"; do pids+=("${RZK_PIDS[$m]}"); done
+  notify wait-serving "$NOTIFY_CTL" 30 "${flag[@]}" "${pids[@]}"
 }
+# mode_in JSON M: member M's mode in wait_serving's output.
+mode_in() { echo "$1" | jget "d['modes'].get('${RZK_PIDS[$2]}')"; }
 for m in $(seq 1 "$MEMBERS"); do start_member "$m"; done
-wait_serving $(seq 1 "$MEMBERS") || die "rzk did not start serving (see $WORK/rzk*.log)"
+out=$(wait_serving --with-leader $(seq 1 "$MEMBERS")) || die "rzk did not start serving: $out (see $WORK/rzk*.log)"
+log "rzk serving (NOTIFY_SOCKET READY=1 from every member) after $(echo "$out" | jget 'd["waited_s"]') s"
 for m in $(seq 1 "$MEMBERS"); do
   log "rzk-server $m: pid ${RZK_PIDS[$m]} on 127.0.0.1:${ZK_PORTS[$m]}, Mode: $(mode_of "$m")"
 done
@@ -247,6 +266,8 @@ done
 # --------------------------------------------------------------------------------------------
 
 T=rzk-probe
+# jget expression: wait-partitions' output as "topic p:leader/isr ...; topic ...".
+PARTS='"; ".join(t + " " + " ".join(p + ":" + str(s["leader"]) + "/" + ",".join(map(str, s["isr"])) for p, s in ps.items()) for t, ps in d["topics"].items())'
 log "TopicCommand --create --topic $T --partitions 4 --replication-factor 2"
 topics --create --topic "$T" --partitions 4 --replication-factor 2 | tee -a "$TRANSCRIPT"
 out=$(zk wait-exists "/brokers/topics/$T/partitions/3/state" 30) || fail "partition states not created"
@@ -276,11 +297,13 @@ if [ "$MEMBERS" -gt 1 ]; then
   kill -KILL "${RZK_PIDS[$L]}"
   T_KILL=$(date +%s.%N)
   REST=$(seq 1 "$MEMBERS" | grep -vx "$L" | tr '\n' ' ')
-  wait_serving $REST || fail "the other members did not elect a leader"
-  for m in $REST; do [ "$(mode_of "$m")" = leader ] && log "member $m leads, $(since "$T_KILL") s after the kill"; done
+  # Before the kill the others were followers: one of them reporting "leader" (and the other
+  # "follower" again, after its "looking") is the re-election.
+  out=$(wait_serving --with-leader $REST) || fail "the other members did not elect a leader: $out"
+  for m in $REST; do [ "$(mode_in "$out" "$m")" = leader ] && log "member $m leads, $(since "$T_KILL") s after the kill (NOTIFY_SOCKET, waited $(echo "$out" | jget 'd["waited_s"]') s)"; done
   start_member "$L"
-  wait_serving $(seq 1 "$MEMBERS") || fail "member $L did not rejoin"
-  log "member $L restarted: Mode: $(mode_of "$L") ($(grep -o 'Getting a diff from the leader\|Getting a snapshot from leader\|Truncating log' "$WORK/rzk$L.log" | tail -1))"
+  out=$(wait_serving $(seq 1 "$MEMBERS")) || fail "member $L did not rejoin: $out"
+  log "member $L restarted (pid ${RZK_PIDS[$L]}), serving after $(echo "$out" | jget 'd["waited_s"]') s: Mode: $(mode_of "$L") ($(grep -o 'Getting a diff from the leader\|Getting a snapshot from leader\|Truncating log' "$WORK/rzk$L.log" | tail -1))"
   NOW_SESSIONS=$(for id in 1 2; do zk get /brokers/ids/$id | jget 'd["stat"]["ephemeralOwner"]'; done | tr '\n' ' ')
   [ "$NOW_SESSIONS" = "$BROKER_SESSIONS" ] || fail "broker registrations changed: $NOW_SESSIONS (were $BROKER_SESSIONS)"
   log "both brokers still registered with the same sessions: $NOW_SESSIONS"
@@ -310,7 +333,10 @@ fi
 out=$(zk children /brokers/ids)
 log "/brokers/ids while broker $CTRL is stopped: $(echo "$out" | jget 'd["children"]')"
 [ "$(echo "$out" | jget 'd["children"]')" = "['$OTHER']" ] || fail "stalled broker's registration was not removed"
-sleep 2
+# The new controller has handled broker $CTRL's failure once it moved the leadership of the
+# partitions $CTRL led to $OTHER (leader elected from the live ISR); only then is $CTRL resumed.
+out=$(zk wait-partitions "$T,__consumer_offsets" "$OTHER" any 30) || fail "partitions not all led by broker $OTHER within 30 s: $out"
+[ "$FAILED" = 0 ] && log "every partition of $T and __consumer_offsets is led by broker $OTHER (waited $(echo "$out" | jget 'd["waited_s"]') s): $(echo "$out" | jget "$PARTS")"
 log "SIGCONT broker $CTRL"
 kill -CONT "$CPID"
 out=$(zk wait-registered "$CTRL" "$OLD_CZXID" 60) || fail "broker $CTRL did not re-register: $out"
@@ -321,8 +347,12 @@ fi
 out=$(zk get /controller)
 log "/controller = $(echo "$out" | jget 'd["data"]'); /controller_epoch = $(zk get /controller_epoch | jget 'd["data"]')"
 
+# Broker $CTRL is back once the controller made it a follower of its partitions again and it
+# caught up: every ISR holds both brokers (the ones shrunk to [$OTHER] at the failover grew back).
+out=$(zk wait-partitions "$T,__consumer_offsets" any 1,2 60) || fail "ISRs did not grow back to brokers 1,2 within 60 s: $out"
+[ "$FAILED" = 0 ] && log "every ISR of $T and __consumer_offsets holds brokers 1 and 2 (waited $(echo "$out" | jget 'd["waited_s"]') s): $(echo "$out" | jget "$PARTS")"
+
 log "TopicCommand --describe --topic $T (after failover)"
-sleep 3
 topics --describe --topic "$T" | tee -a "$TRANSCRIPT"
 log "kafka-python: produce 20 more, consume with group g2"
 "$PY" "$HERE/clients.py" "$BOOT" produce "$T" 20 after | tee -a "$TRANSCRIPT" || fail "produce (after failover)"
@@ -342,8 +372,11 @@ for id in 1 2; do
   eval "pid=\$B${id}_PID"
   log "SIGTERM broker $id (controlled shutdown, closeSession)"
   kill -TERM "$pid"
-  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && fail "broker $id did not stop within 30 s"
+  if out=$(notify wait-exit "$pid" 30); then
+    log "  broker $id exited after $(echo "$out" | jget 'd["waited_s"]') s"
+  else
+    fail "broker $id did not stop within 30 s"
+  fi
   log "  /brokers/ids = $(zk children /brokers/ids | jget 'd["children"]'), /controller = $(zk get /controller | jget 'd.get("data")'), /controller_epoch = $(zk get /controller_epoch | jget 'd["data"]')"
 done
 [ "$(zk children /brokers/ids | jget 'd["children"]')" = "[]" ] || fail "/brokers/ids not empty after shutdown"
