@@ -2008,6 +2008,10 @@ fn compare(a: CompareArgs) -> Result<(), String> {
         for k in kinds.iter().copied() {
             let i = get(&servers, k).unwrap();
             wait_quiet(&servers, tck, Duration::from_secs(120));
+            // Write back every dirty page first (the other server's populate leaves gigabytes
+            // of them), so that neither restart is timed against the kernel flushing them.
+            // SAFETY: sync(2) takes no arguments.
+            unsafe { libc::sync() };
             progress(&format!("restarting {} (SIGKILL, same dataDir)", k.name()));
             let r = restart_to_serving(&mut servers[i], &probe, size)?;
             progress(&format!(
