@@ -2108,6 +2108,15 @@ fn compare(a: CompareArgs) -> Result<(), String> {
         }
     }
 
+    // ---- rzk's log: what its last start did (restore time, txns replayed).
+    if let Some(i) = get(&servers, Kind::Rzk) {
+        let log = fs::read_to_string(servers[i].dir.join("stderr.log")).unwrap_or_default();
+        if let Some(l) = log.lines().rev().find(|l| l.contains("Loaded ") && l.contains("txns replayed")) {
+            let msg = l.split("durability: ").nth(1).unwrap_or(l);
+            notes.push(format!("rzk last start: {}", msg.chars().take(160).collect::<String>()));
+        }
+    }
+
     // ---- the table
     let mut t = String::new();
     let _ = writeln!(t);
