@@ -390,6 +390,45 @@ fn snapshot_round_trips_in_every_compression() {
     assert!(std::fs::read_dir(&d.0).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
 }
 
+/// A SNAP's stream arrives on the quorum socket followed by the leader's next packets: reading
+/// it must consume exactly its bytes, whatever size the reader hands out, and nothing after.
+#[test]
+fn a_snap_stream_is_read_to_its_last_byte_and_no_further() {
+    let d = TempDir::new();
+    let mut s = Sim::new(&d.0.join("logs"), 0);
+    workload(&mut s);
+    let mut stream = Vec::new();
+    write_snap_stream(&mut stream, &s.tree, &s.sessions());
+    let next_packet = b"the next packet";
+    let mut bytes = stream.clone();
+    bytes.extend_from_slice(next_packet);
+    /// Hands out at most 7 bytes per read, as a socket may.
+    struct Trickle<'a>(&'a [u8]);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    for trickle in [false, true] {
+        let (tree, sessions) = if trickle {
+            let mut r = Trickle(&bytes);
+            let got = read_snap_stream(&mut r, false).unwrap();
+            assert_eq!(r.0, next_packet, "trickled");
+            got
+        } else {
+            let mut r = &bytes[..];
+            let got = read_snap_stream(&mut r, false).unwrap();
+            assert_eq!(r, next_packet);
+            got
+        };
+        assert_eq!(dump(&tree), dump(&s.tree));
+        assert_eq!(sessions, s.sessions());
+    }
+}
+
 #[test]
 fn older_snapshot_layouts_load() {
     let d = TempDir::new();

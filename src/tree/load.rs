@@ -116,6 +116,9 @@ pub struct TreeLoader {
     remap: Option<HashMap<i64, i64>>,
     /// The tree digest of the nodes inserted so far.
     digest: u64,
+    /// The parent of the last node inserted: a snapshot lists a node's children one after
+    /// another (depth first), so most nodes have the same parent as the node before them.
+    last_parent: Option<(String, NodeId)>,
 }
 
 impl TreeLoader {
@@ -123,7 +126,7 @@ impl TreeLoader {
     /// TTL bits set is a TTL node or an ephemeral, as Apache's `EphemeralType.get`.
     pub fn new(extended_types: bool) -> TreeLoader {
         let tree = DataTree::empty(extended_types);
-        TreeLoader { tree, snapshot_acls: BTreeMap::new(), remap: None, digest: 0 }
+        TreeLoader { tree, snapshot_acls: BTreeMap::new(), remap: None, digest: 0, last_parent: None }
     }
 
     /// One ACL-cache entry of the snapshot. A later entry with the same id replaces an earlier one.
@@ -178,7 +181,16 @@ impl TreeLoader {
         } else if ppath.is_empty() {
             Some(ROOT)
         } else {
-            self.tree.lookup(ppath)
+            match &self.last_parent {
+                Some((p, id)) if p == ppath => Some(*id),
+                _ => {
+                    let found = self.tree.lookup(ppath);
+                    if let Some(id) = found {
+                        self.last_parent = Some((ppath.to_string(), id));
+                    }
+                    found
+                }
+            }
         };
         let Some(parent) = parent else {
             return Err(LoadError::MissingParent { path: path.to_string(), parent: ppath.to_string() });
