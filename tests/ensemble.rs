@@ -5,212 +5,25 @@
 
 mod common;
 
-use common::{Notify, PidFd, TestDir, connect_watched, free_port, next_event, rzk_server_bin, try_four_letter, wait_readable};
+use common::ensemble::{Ensemble, Kind, Layout};
+use common::{connect_watched, next_event, rzk_server_bin, try_four_letter};
 use rzk::cli::client::{EventType, KeeperState};
 use rzk::cli::client::{Client, CreateMode, States};
 use rzk::tree::acl::open_acl_unsafe;
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-struct Member {
-    id: u64,
-    client_port: u16,
-    quorum_port: u16,
-    election_port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    /// Where the member reports when it serves and in which mode (NOTIFY_SOCKET).
-    notify: Mutex<Notify>,
-}
-
-struct Ensemble {
-    members: Vec<Member>,
-    _dir: TestDir,
-    /// Ensembles of one test binary run one at a time: a dozen servers with tickTime 200 ms
-    /// competing for two cores would miss their pings and elect over and over.
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-
-impl Ensemble {
-    fn start(voters: usize, observers: usize) -> Ensemble {
-        Self::start_named(voters, observers, "127.0.0.1", false)
-    }
-
-    /// `host` is written into the server.N lines (an address or a name to resolve).
-    /// With `client_in_line`, the client port is given only in the server.N lines
-    /// (`;127.0.0.1:port`), not as clientPort.
-    fn start_named(voters: usize, observers: usize, host: &str, client_in_line: bool) -> Ensemble {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = TestDir::new("ensemble");
-        let n = voters + observers;
-        let ports: Vec<(u16, u16, u16)> = (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
-        let mut servers = String::new();
-        for (i, (_, q, e)) in ports.iter().enumerate() {
-            let role = if i < voters { "" } else { ":observer" };
-            let client = if client_in_line { format!(";127.0.0.1:{}", ports[i].0) } else { String::new() };
-            servers.push_str(&format!("server.{}={host}:{q}:{e}{role}{client}\n", i + 1));
-        }
-        let mut members = Vec::new();
-        for (i, (c, qp, ep)) in ports.iter().enumerate() {
-            let id = i as u64 + 1;
-            let d = dir.path().join(format!("s{id}"));
-            fs::create_dir_all(&d).unwrap();
-            fs::write(d.join("myid"), format!("{id}\n")).unwrap();
-            let peer_type = if i < voters { "" } else { "peerType=observer\n" };
-            let client = if client_in_line { String::new() } else { format!("clientPort={c}\nclientPortAddress=127.0.0.1\n") };
-            let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\n{client}\
-                 admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
-                 metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\n{peer_type}{servers}",
-                d.display()
-            );
-            fs::write(d.join("zoo.cfg"), cfg).unwrap();
-            let notify = Mutex::new(Notify::bind(&d));
-            members.push(Member { id, client_port: *c, quorum_port: *qp, election_port: *ep, dir: d, child: None, notify });
-        }
-        let mut e = Ensemble { members, _dir: dir, _serial: serial };
-        for i in 0..n {
-            e.launch(i);
-        }
-        e
-    }
-
-    fn launch(&mut self, i: usize) {
-        let m = &mut self.members[i];
-        let out = fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
-        let err = out.try_clone().unwrap();
-        let mut notify = m.notify.lock().unwrap();
-        notify.reset();
-        let child = Command::new(rzk_server_bin())
-            .arg("start-foreground")
-            .arg(m.dir.join("zoo.cfg"))
-            .env("NO_COLOR", "1")
-            .env("NOTIFY_SOCKET", notify.path())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn rzk-server");
-        drop(notify);
-        m.child = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.members[i].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn signal(&self, i: usize, sig: i32) {
-        let pid = self.members[i].child.as_ref().expect("running").id() as i32;
-        unsafe {
-            libc::kill(pid, sig);
-        }
-    }
-
-    fn log(&self, i: usize) -> String {
-        fs::read_to_string(self.members[i].dir.join("server.log")).unwrap_or_default()
-    }
-
-    /// `Mode:` from srvr, or None while the member does not serve.
-    fn mode(&self, i: usize) -> Option<String> {
-        let t = try_four_letter(self.members[i].client_port, "srvr").ok()?;
-        t.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
-    }
-
-    /// Blocks until `f`, given the serving mode each member of `idx` last reported on its
-    /// NOTIFY_SOCKET (None while it does not serve), returns Some; wakes only when a member
-    /// reports something. Panics after `limit`, or when one of them exits, with their logs.
-    fn wait_modes<T>(&self, idx: &[usize], limit: Duration, what: &str, mut f: impl FnMut(&[Option<String>]) -> Option<T>) -> T {
-        let deadline = Instant::now() + limit;
-        let pids: Vec<PidFd> = idx.iter().map(|&i| PidFd::open(self.members[i].child.as_ref().expect("member running"))).collect();
-        loop {
-            let modes: Vec<Option<String>> = idx
-                .iter()
-                .map(|&i| {
-                    let mut n = self.members[i].notify.lock().unwrap();
-                    n.drain();
-                    n.serving().map(str::to_string)
-                })
-                .collect();
-            if let Some(v) = f(&modes) {
-                return v;
-            }
-            let mut fds: Vec<i32> = idx.iter().map(|&i| self.members[i].notify.lock().unwrap().fd()).collect();
-            fds.extend(pids.iter().map(PidFd::fd));
-            let woke = wait_readable(&fds, deadline);
-            let exited = pids.iter().position(|p| wait_readable(&[p.fd()], Instant::now()));
-            if !woke || exited.is_some() {
-                let why = match exited {
-                    Some(k) => format!("member {} exited while waiting for {what}", self.members[idx[k]].id),
-                    None => format!("timed out after {limit:?} waiting for {what}"),
-                };
-                let mut msg = format!("{why}\n");
-                for (k, &i) in idx.iter().enumerate() {
-                    let log = self.log(i);
-                    let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-                    msg.push_str(&format!("--- server {} reported mode {:?}, last log lines:\n{}\n", self.members[i].id, modes[k], tail.join("\n")));
-                }
-                panic!("{msg}");
-            }
-        }
-    }
-
-    /// Waits until the running members serve with exactly one leader; returns its index.
-    fn wait_stable(&self, running: &[usize]) -> usize {
-        self.wait_modes(running, Duration::from_secs(30), "one leader and the rest serving", |modes| {
-            if modes.iter().any(Option::is_none) {
-                return None;
-            }
-            let leaders: Vec<usize> = running.iter().zip(modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
-            (leaders.len() == 1).then(|| leaders[0])
-        })
-    }
-
-    /// Waits until member `i` reports that it no longer serves clients.
-    fn wait_not_serving(&self, i: usize) {
-        self.wait_modes(&[i], Duration::from_secs(20), "the member to stop serving", |m| m[0].is_none().then_some(()))
-    }
-
-    /// A client of member `i` whose watch and state events arrive on the returned channel.
-    fn connect_watched(&self, i: usize) -> (Client, std::sync::mpsc::Receiver<rzk::cli::client::WatchedEvent>) {
-        connect_watched(&format!("127.0.0.1:{}", self.members[i].client_port))
-    }
-
-    fn connect(&self, i: usize) -> Client {
-        let c = Client::connect(&format!("127.0.0.1:{}", self.members[i].client_port), 10_000, false, Arc::new(|_| {})).unwrap();
-        assert_eq!(c.wait_connected(Duration::from_secs(20), false), States::Connected, "client to member {}", self.members[i].id);
-        c
-    }
-
-    /// The children of /load as member `i` sees them after a `sync`.
-    fn children(&self, i: usize) -> BTreeSet<String> {
-        let c = self.connect(i);
-        assert_eq!(c.sync("/load").unwrap(), 0);
-        let kids = c.get_children("/load", false).unwrap().into_iter().collect();
-        c.close();
-        kids
-    }
-}
-
-impl Drop for Ensemble {
-    fn drop(&mut self) {
-        for i in 0..self.members.len() {
-            if self.members[i].child.is_some() {
-                self.signal(i, libc::SIGCONT);
-            }
-            self.kill(i);
-        }
-    }
+/// The children of /load as member `i` sees them after a `sync`.
+fn children(e: &Ensemble, i: usize) -> BTreeSet<String> {
+    let c = e.connect(i);
+    assert_eq!(c.sync("/load").unwrap(), 0);
+    let kids = c.get_children("/load", false).unwrap().into_iter().collect();
+    c.close();
+    kids
 }
 
 /// One writer per member: sequential creates of /load/w<member>-<n>; the acknowledged ones are
@@ -226,7 +39,7 @@ impl Load {
     fn start(e: &Ensemble) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new((Mutex::new(BTreeSet::new()), Condvar::new()));
-        let hosts: String = e.members.iter().map(|m| format!("127.0.0.1:{}", m.client_port)).collect::<Vec<_>>().join(",");
+        let hosts = e.hosts();
         let mut threads = Vec::new();
         for m in &e.members {
             let (stop, acked, hosts, id) = (stop.clone(), acked.clone(), hosts.clone(), m.id);
@@ -276,9 +89,9 @@ impl Load {
 }
 
 fn check_every_member_has(e: &Ensemble, running: &[usize], acked: &BTreeSet<String>) {
-    let first = e.children(running[0]);
+    let first = children(e, running[0]);
     for &i in running {
-        let kids = e.children(i);
+        let kids = children(e, i);
         let missing: Vec<&String> = acked.difference(&kids).take(5).collect();
         assert!(missing.is_empty(), "member {} lacks acknowledged writes, e.g. {missing:?}", e.members[i].id);
         assert_eq!(kids, first, "members {} and {} differ", e.members[running[0]].id, e.members[i].id);
@@ -286,7 +99,7 @@ fn check_every_member_has(e: &Ensemble, running: &[usize], acked: &BTreeSet<Stri
 }
 
 fn run_leader_kills(voters: usize, rounds: usize) {
-    let mut e = Ensemble::start(voters, 0);
+    let mut e = Ensemble::rzk(voters, 0);
     let all: Vec<usize> = (0..voters).collect();
     let leader = e.wait_stable(&all);
     {
@@ -332,7 +145,7 @@ fn five_members_lose_their_leader_and_lose_no_acknowledged_write() {
 
 #[test]
 fn a_follower_with_a_wiped_data_dir_rejoins_through_a_snapshot() {
-    let mut e = Ensemble::start(3, 0);
+    let mut e = Ensemble::rzk(3, 0);
     let all = [0, 1, 2];
     let leader = e.wait_stable(&all);
     let c = e.connect(leader);
@@ -345,7 +158,7 @@ fn a_follower_with_a_wiped_data_dir_rejoins_through_a_snapshot() {
     c.close();
     let f = (leader + 1) % 3;
     e.kill(f);
-    let v2 = e.members[f].dir.join("version-2");
+    let v2 = e.members[f].data_dir.join("version-2");
     match fs::remove_dir_all(&v2) {
         Ok(()) => {}
         // Seen once in a full run; what matters is that nothing of it is left.
@@ -367,7 +180,7 @@ fn a_follower_with_a_wiped_data_dir_rejoins_through_a_snapshot() {
 
 #[test]
 fn a_leader_cut_off_from_its_followers_stops_taking_writes_and_the_ensemble_recovers() {
-    let mut e = Ensemble::start(3, 0);
+    let mut e = Ensemble::rzk(3, 0);
     let all = [0, 1, 2];
     let leader = e.wait_stable(&all);
     let followers: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
@@ -398,7 +211,7 @@ fn a_leader_cut_off_from_its_followers_stops_taking_writes_and_the_ensemble_reco
 
 #[test]
 fn observers_serve_reads_and_forward_writes_without_voting() {
-    let e = Ensemble::start(3, 1);
+    let e = Ensemble::rzk(3, 1);
     let all = [0, 1, 2, 3];
     e.wait_stable(&all);
     assert_eq!(e.mode(3).as_deref(), Some("observer"));
@@ -418,7 +231,7 @@ fn observers_serve_reads_and_forward_writes_without_voting() {
 
 #[test]
 fn a_follower_fires_a_watch_only_after_it_has_applied_the_change() {
-    let e = Ensemble::start(3, 0);
+    let e = Ensemble::rzk(3, 0);
     let all = [0, 1, 2];
     let leader = e.wait_stable(&all);
     let f = (leader + 1) % 3;
@@ -456,7 +269,7 @@ fn a_follower_fires_a_watch_only_after_it_has_applied_the_change() {
 
 #[test]
 fn the_leader_expires_a_session_made_on_a_follower_and_every_member_drops_its_ephemeral() {
-    let e = Ensemble::start(3, 0);
+    let e = Ensemble::rzk(3, 0);
     let all = [0, 1, 2];
     let leader = e.wait_stable(&all);
     let f = (leader + 1) % 3;
@@ -505,11 +318,10 @@ fn the_leader_expires_a_session_made_on_a_follower_and_every_member_drops_its_ep
 
 #[test]
 fn a_client_keeps_its_session_when_its_server_is_killed() {
-    let mut e = Ensemble::start(3, 0);
+    let mut e = Ensemble::rzk(3, 0);
     let all = [0, 1, 2];
     e.wait_stable(&all);
-    let hosts: String = e.members.iter().map(|m| format!("127.0.0.1:{}", m.client_port)).collect::<Vec<_>>().join(",");
-    let (c, events) = connect_watched(&hosts);
+    let (c, events) = connect_watched(&e.hosts());
     let sid = c.session_id();
     c.create("/mine", None, &open_acl_unsafe(), CreateMode::Ephemeral, None).unwrap();
     // Which member serves it? The one whose `cons` lists the session.
@@ -532,7 +344,7 @@ fn a_client_keeps_its_session_when_its_server_is_killed() {
 
 #[test]
 fn rzk_server_status_reports_each_members_mode_as_zkserver_sh_does() {
-    let e = Ensemble::start(3, 0);
+    let e = Ensemble::rzk(3, 0);
     let all = [0, 1, 2];
     let leader = e.wait_stable(&all);
     for i in all {
@@ -547,7 +359,7 @@ fn rzk_server_status_reports_each_members_mode_as_zkserver_sh_does() {
 #[test]
 fn garbage_on_the_quorum_and_election_ports_is_dropped_and_the_ensemble_carries_on() {
     use std::io::{Read, Write};
-    let mut e = Ensemble::start(3, 0);
+    let mut e = Ensemble::rzk(3, 0);
     let all = [0, 1, 2];
     let leader = e.wait_stable(&all);
     let mut junk: Vec<Vec<u8>> = vec![
@@ -588,7 +400,7 @@ fn garbage_on_the_quorum_and_election_ports_is_dropped_and_the_ensemble_carries_
 #[test]
 fn members_named_by_host_name_form_an_ensemble() {
     // server.N lines with a host name: resolved on every connection attempt.
-    let e = Ensemble::start_named(3, 0, "localhost", false);
+    let e = Ensemble::start_with(&[Kind::Rzk; 3], &Layout { host: "localhost", ..Layout::default() });
     let all = [0, 1, 2];
     e.wait_stable(&all);
     let c = e.connect(0);
@@ -602,7 +414,7 @@ fn members_named_by_host_name_form_an_ensemble() {
 #[test]
 fn the_client_port_may_be_given_only_in_the_server_lines() {
     // `server.N=host:q:e;127.0.0.1:port` and no clientPort key, as Apache 3.5+ allows.
-    let e = Ensemble::start_named(3, 0, "127.0.0.1", true);
+    let e = Ensemble::start_with(&[Kind::Rzk; 3], &Layout { client_in_line: true, ..Layout::default() });
     let all = [0, 1, 2];
     e.wait_stable(&all);
     let c = e.connect(1);
@@ -617,7 +429,7 @@ fn the_client_port_may_be_given_only_in_the_server_lines() {
 
 #[test]
 fn two_members_form_an_ensemble_and_stop_serving_without_each_other() {
-    let mut e = Ensemble::start(2, 0);
+    let mut e = Ensemble::rzk(2, 0);
     let all = [0, 1];
     let leader = e.wait_stable(&all);
     let c = e.connect(1 - leader);

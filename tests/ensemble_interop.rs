@@ -17,8 +17,8 @@
 
 mod common;
 
-use common::{ApacheZk, DirWatch, LOG4J_PROPERTIES, Notify, PidFd, TestDir, free_port, rzk_server_bin, try_four_letter, wait_readable};
-use rzk::cli::client::{Client, CreateMode, States};
+use common::ensemble::{Ensemble, Kind, apache_available};
+use rzk::cli::client::{Client, CreateMode};
 use rzk::jute::records::Stat;
 use rzk::tree::acl::open_acl_unsafe;
 use std::collections::BTreeMap;
@@ -27,262 +27,51 @@ use rzk::jute::records::{ConnectRequest, ConnectResponse};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Apache,
-    Rzk,
+/// Every znode under `/t` as member `i` sees it after a `sync`: name → (data, Stat).
+fn contents(e: &Ensemble, i: usize) -> BTreeMap<String, (Option<Vec<u8>>, Stat)> {
+    let c = e.connect(i);
+    assert_eq!(c.sync("/t").unwrap(), 0, "sync through {}", e.describe(i));
+    let mut out = BTreeMap::new();
+    for name in c.get_children("/t", false).unwrap() {
+        // A child listed a moment ago may be gone now (an ephemeral whose session is
+        // closing while this polls): then it is simply not there.
+        match c.get_data(&format!("/t/{name}"), false) {
+            Ok((data, stat)) => {
+                out.insert(name, (data, stat));
+            }
+            Err(err) if err.code() == Some(-101) => {}
+            Err(err) => panic!("getData /t/{name} through {}: {err:?}", e.describe(i)),
+        }
+    }
+    let (_, stat) = c.get_data("/t", false).unwrap();
+    out.insert(String::new(), (None, stat));
+    c.close();
+    out
 }
 
-struct Member {
-    id: u64,
-    kind: Kind,
-    client_port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    /// rzk: where it reports serving and its mode (NOTIFY_SOCKET).
-    notify: Option<Mutex<Notify>>,
-    /// Apache: writes to its log, after which its mode is asked again.
-    log_watch: Option<DirWatch>,
-}
-
-struct Ensemble {
-    members: Vec<Member>,
-    _dir: TestDir,
-    /// Ensembles of one test binary run one at a time: a dozen servers with tickTime 200 ms
-    /// competing for two cores would miss their pings and elect over and over.
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-
-
-impl Ensemble {
-    /// `kinds[i]` is the kind of server `i + 1`.
-    fn start(kinds: &[Kind]) -> Ensemble {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = TestDir::new("interop");
-        let ports: Vec<(u16, u16, u16)> = kinds.iter().map(|_| (free_port(), free_port(), free_port())).collect();
-        let mut servers = String::new();
-        for (i, (_, q, e)) in ports.iter().enumerate() {
-            servers.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1));
-        }
-        let mut members = Vec::new();
-        for (i, (&kind, &(c, _, _))) in kinds.iter().zip(&ports).enumerate() {
-            let id = i as u64 + 1;
-            let d = dir.path().join(format!("s{id}-{kind:?}").to_lowercase());
-            let data = d.join("data");
-            fs::create_dir_all(&data).unwrap();
-            fs::write(data.join("myid"), format!("{id}\n")).unwrap();
-            let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={c}\nclientPortAddress=127.0.0.1\n\
-                 admin.enableServer=false\n4lw.commands.whitelist=*\nmaxClientCnxns=0\n\
-                 metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\n{servers}",
-                data.display()
-            );
-            fs::write(d.join("zoo.cfg"), cfg).unwrap();
-            if kind == Kind::Apache {
-                fs::write(d.join("log4j.properties"), LOG4J_PROPERTIES).unwrap();
-            }
-            let notify = (kind == Kind::Rzk).then(|| Mutex::new(Notify::bind(&d)));
-            let log_watch = (kind == Kind::Apache).then(|| DirWatch::new(&d));
-            members.push(Member { id, kind, client_port: c, dir: d, child: None, notify, log_watch });
-        }
-        let mut en = Ensemble { members, _dir: dir, _serial: serial };
-        let apache: Vec<usize> = (0..kinds.len()).filter(|&i| kinds[i] == Kind::Apache).collect();
-        for &i in &apache {
-            en.launch(i);
-        }
-        // QuorumPeer logs "LOOKING" when it starts its first election, after the election
-        // listener is up. (Probing the port instead would make Apache log an EOFException.)
-        for &i in &apache {
-            en.wait_until(&[i], Duration::from_secs(30), "Apache to start its election", |_| en.log(i).contains("] - LOOKING").then_some(()));
-        }
-        for i in 0..kinds.len() {
-            if kinds[i] == Kind::Rzk {
-                en.launch(i);
-            }
-        }
-        en
+/// Every running member has the same `/t`, and it holds at least `expect`.
+fn check_same_everywhere(e: &Ensemble, running: &[usize], expect: &[String]) {
+    let first = contents(e, running[0]);
+    for name in expect {
+        assert!(first.contains_key(name), "{} lacks /t/{name}: {:?}", e.describe(running[0]), first.keys());
     }
-
-    fn launch(&mut self, i: usize) {
-        let m = &mut self.members[i];
-        let cfg = m.dir.join("zoo.cfg");
-        let out = fs::OpenOptions::new().create(true).append(true).open(m.dir.join("server.log")).unwrap();
-        let err = out.try_clone().unwrap();
-        let mut cmd = match m.kind {
-            Kind::Rzk => {
-                let mut n = m.notify.as_ref().unwrap().lock().unwrap();
-                n.reset();
-                let mut c = Command::new(rzk_server_bin());
-                c.arg("start-foreground").arg(&cfg).env("NO_COLOR", "1").env("NOTIFY_SOCKET", n.path());
-                c
-            }
-            Kind::Apache => {
-                let argv = ApacheZk::java_command_line(&m.dir, &cfg, &[]);
-                let mut c = Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                c
-            }
-        };
-        let child = cmd.current_dir(&m.dir).stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn server");
-        m.child = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.members[i].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The member's log: Apache's zookeeper.log, or rzk's stdout+stderr.
-    fn log(&self, i: usize) -> String {
-        let m = &self.members[i];
-        let name = if m.kind == Kind::Apache { "zookeeper.log" } else { "server.log" };
-        fs::read_to_string(m.dir.join(name)).unwrap_or_default()
-    }
-
-    fn describe(&self, i: usize) -> String {
-        format!("server {} ({:?})", self.members[i].id, self.members[i].kind)
-    }
-
-    /// `Mode:` from srvr, or None while the member does not serve.
-    fn mode(&self, i: usize) -> Option<String> {
-        let t = try_four_letter(self.members[i].client_port, "srvr").ok()?;
-        t.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
-    }
-
-    /// The serving mode of each member of `idx`: what an rzk member last reported on its
-    /// NOTIFY_SOCKET, `srvr`'s `Mode:` for an Apache member.
-    fn modes(&self, idx: &[usize]) -> Vec<Option<String>> {
-        idx.iter()
-            .map(|&i| match &self.members[i].notify {
-                Some(n) => {
-                    let mut n = n.lock().unwrap();
-                    n.drain();
-                    n.serving().map(str::to_string)
-                }
-                None => self.mode(i),
-            })
-            .collect()
-    }
-
-    /// Blocks until `f`, given the members' modes, returns Some. It wakes when an rzk member
-    /// reports, an Apache member writes to its log, or a member exits (a panic), and at least
-    /// once a second (Apache may start serving after its last log line). Panics after `limit`.
-    fn wait_until<T>(&self, idx: &[usize], limit: Duration, what: &str, mut f: impl FnMut(&[Option<String>]) -> Option<T>) -> T {
-        let deadline = Instant::now() + limit;
-        let pids: Vec<PidFd> = idx.iter().map(|&i| PidFd::open(self.members[i].child.as_ref().expect("member running"))).collect();
-        loop {
-            for &i in idx {
-                if let Some(w) = &self.members[i].log_watch {
-                    w.drain();
-                }
-            }
-            let modes = self.modes(idx);
-            if let Some(v) = f(&modes) {
-                return v;
-            }
-            let exited = pids.iter().position(|p| wait_readable(&[p.fd()], Instant::now()));
-            if Instant::now() >= deadline || exited.is_some() {
-                let mut msg = match exited {
-                    Some(k) => format!("{} exited while waiting for {what}; modes {modes:?}\n", self.describe(idx[k])),
-                    None => format!("timed out after {limit:?} waiting for {what}; modes {modes:?}\n"),
-                };
-                for &i in idx {
-                    let log = self.log(i);
-                    let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-                    msg.push_str(&format!("--- {} ---\n{}\n", self.describe(i), tail.join("\n")));
-                }
-                panic!("{msg}");
-            }
-            let mut fds: Vec<i32> = pids.iter().map(PidFd::fd).collect();
-            for &i in idx {
-                let m = &self.members[i];
-                if let Some(n) = &m.notify {
-                    fds.push(n.lock().unwrap().fd());
-                }
-                if let Some(w) = &m.log_watch {
-                    fds.push(w.fd());
-                }
-            }
-            wait_readable(&fds, deadline.min(Instant::now() + Duration::from_secs(1)));
-        }
-    }
-
-    /// Waits until the running members serve with exactly one leader; returns its index.
-    fn wait_stable(&self, running: &[usize]) -> usize {
-        self.wait_until(running, Duration::from_secs(20), "one leader and the rest serving", |modes| {
-            let leaders: Vec<usize> =
-                running.iter().zip(modes).filter(|(_, m)| m.as_deref() == Some("leader")).map(|(i, _)| *i).collect();
-            (modes.iter().all(|m| m.is_some()) && leaders.len() == 1).then(|| leaders[0])
-        })
-    }
-
-    fn connect(&self, i: usize) -> Client {
-        let c = Client::connect(&format!("127.0.0.1:{}", self.members[i].client_port), 10_000, false, Arc::new(|_| {})).unwrap();
-        assert_eq!(c.wait_connected(Duration::from_secs(20), false), States::Connected, "client to {}", self.describe(i));
-        c
-    }
-
-    /// Every znode under `/t` as member `i` sees it after a `sync`: name → (data, Stat).
-    fn contents(&self, i: usize) -> BTreeMap<String, (Option<Vec<u8>>, Stat)> {
-        let c = self.connect(i);
-        assert_eq!(c.sync("/t").unwrap(), 0, "sync through {}", self.describe(i));
-        let mut out = BTreeMap::new();
-        for name in c.get_children("/t", false).unwrap() {
-            // A child listed a moment ago may be gone now (an ephemeral whose session is
-            // closing while this polls): then it is simply not there.
-            match c.get_data(&format!("/t/{name}"), false) {
-                Ok((data, stat)) => {
-                    out.insert(name, (data, stat));
-                }
-                Err(e) if e.code() == Some(-101) => {}
-                Err(e) => panic!("getData /t/{name} through {}: {e:?}", self.describe(i)),
-            }
-        }
-        let (_, stat) = c.get_data("/t", false).unwrap();
-        out.insert(String::new(), (None, stat));
-        c.close();
-        out
-    }
-
-    /// Every running member has the same `/t`, and it holds at least `expect`.
-    fn check_same_everywhere(&self, running: &[usize], expect: &[String]) {
-        let first = self.contents(running[0]);
-        for name in expect {
-            assert!(first.contains_key(name), "{} lacks /t/{name}: {:?}", self.describe(running[0]), first.keys());
-        }
-        for &i in &running[1..] {
-            let other = self.contents(i);
-            assert_eq!(
-                other.keys().collect::<Vec<_>>(),
-                first.keys().collect::<Vec<_>>(),
-                "{} and {} list different children",
-                self.describe(running[0]),
-                self.describe(i)
-            );
-            for (k, v) in &first {
-                assert_eq!(&other[k], v, "/t/{k} differs between {} and {}", self.describe(running[0]), self.describe(i));
-            }
+    for &i in &running[1..] {
+        let other = contents(e, i);
+        assert_eq!(
+            other.keys().collect::<Vec<_>>(),
+            first.keys().collect::<Vec<_>>(),
+            "{} and {} list different children",
+            e.describe(running[0]),
+            e.describe(i)
+        );
+        for (k, v) in &first {
+            assert_eq!(&other[k], v, "/t/{k} differs between {} and {}", e.describe(running[0]), e.describe(i));
         }
     }
 }
 
-impl Drop for Ensemble {
-    fn drop(&mut self) {
-        for i in 0..self.members.len() {
-            self.kill(i);
-        }
-    }
-}
 
 /// Writes through a client on each of `through`: a znode with data, an ephemeral and a
 /// sequential one. Returns the created names (under /t) and the clients (the ephemerals live as
@@ -313,17 +102,6 @@ fn write_through(e: &Ensemble, through: &[usize], tag: &str) -> (Vec<String>, Ve
 
 /// Is Debian's zookeeper package installed? If not, the test is skipped with a note, unless
 /// `RZK_REQUIRE_APACHE=1` (as in common's ApacheZk), which makes it fail.
-fn apache_available() -> bool {
-    if ApacheZk::available() {
-        return true;
-    }
-    if matches!(std::env::var("RZK_REQUIRE_APACHE").as_deref(), Ok("1") | Ok("true") | Ok("yes")) {
-        panic!("RZK_REQUIRE_APACHE=1 but Apache ZooKeeper is not installed ({} missing)", common::APACHE_JAR);
-    }
-    println!("skipping: Apache ZooKeeper not installed ({} missing)", common::APACHE_JAR);
-    false
-}
-
 /// Opens a raw client connection to member `i` that takes over session `session_id` (with the
 /// password every server derives from the id, ZooKeeperServer.generatePasswd) and returns the
 /// server's answer and the connection. A follower that does not own the session asks the
@@ -380,7 +158,7 @@ fn check_session_moves(e: &Ensemble, all: &[usize], from: usize) {
     assert_eq!(&reply[12..16], &[0, 0, 0, 0], "closeSession failed: {reply:?}");
     // The reply came once the close was committed: after a `sync`, no member has the node.
     for &i in all {
-        assert!(!e.contents(i).contains_key(path.trim_start_matches("/t/")), "{} still has {path}", e.describe(i));
+        assert!(!contents(e, i).contains_key(path.trim_start_matches("/t/")), "{} still has {path}", e.describe(i));
     }
     mover.close();
 }
@@ -402,7 +180,7 @@ fn run(kinds: [Kind; 3]) {
         c.close();
     }
     let (mut names, clients) = write_through(&e, &all, "a");
-    e.check_same_everywhere(&all, &names);
+    check_same_everywhere(&e, &all, &names);
     // Closing the sessions (closeSession, forwarded by the followers) removes the ephemerals
     // on every member.
     for c in clients {
@@ -412,9 +190,9 @@ fn run(kinds: [Kind; 3]) {
     // close() returns once closeSession is answered, i.e. committed: a `sync` on any member
     // then shows the ephemerals gone.
     for &i in &all {
-        assert!(e.contents(i).keys().all(|k| !k.ends_with("-eph")), "{} still has an ephemeral of a closed session", e.describe(i));
+        assert!(contents(&e, i).keys().all(|k| !k.ends_with("-eph")), "{} still has an ephemeral of a closed session", e.describe(i));
     }
-    e.check_same_everywhere(&all, &names);
+    check_same_everywhere(&e, &all, &names);
     // Sessions move between the kinds: one made on each member.
     for &i in &all {
         check_session_moves(&e, &all, i);
@@ -429,7 +207,7 @@ fn run(kinds: [Kind; 3]) {
     eprintln!("killed {}; {} leads after {:?}", e.describe(leader), e.describe(new_leader), t.elapsed());
     let (more, clients) = write_through(&e, &rest, "b");
     names.extend(more);
-    e.check_same_everywhere(&rest, &names);
+    check_same_everywhere(&e, &rest, &names);
     for c in clients {
         c.close();
     }
@@ -444,7 +222,7 @@ fn run(kinds: [Kind; 3]) {
     assert!(log.contains("Getting a diff from the leader"), "{} did not rejoin with a DIFF:\n{log}", e.describe(leader));
     let (more, _clients) = write_through(&e, &all, "c");
     names.extend(more);
-    e.check_same_everywhere(&all, &names);
+    check_same_everywhere(&e, &all, &names);
     // Every txn carried the leader's tree digest and every member's tree agreed with it: Apache
     // logs "First digest mismatch on txn" (DataTree.compareDigest), rzk "Digest mismatch".
     for &i in &all {
@@ -506,21 +284,21 @@ fn run_snap(kinds: [Kind; 3]) {
     c.close();
 
     e.kill(wiped);
-    fs::remove_dir_all(e.members[wiped].dir.join("data").join("version-2")).unwrap();
+    fs::remove_dir_all(e.members[wiped].data_dir.join("version-2")).unwrap();
     let mark = e.log(wiped).len();
     e.launch(wiped);
     assert_eq!(e.wait_stable(&all), leader);
     let log = e.log(wiped);
     let log = &log[mark.min(log.len())..];
     assert!(log.contains("Getting a snapshot from leader"), "{} did not get a SNAP:\n{log}", e.describe(wiped));
-    e.check_same_everywhere(&all, &names);
+    check_same_everywhere(&e, &all, &names);
     let (more, _clients) = write_through(&e, &all, "after-snap");
     names.extend(more);
-    e.check_same_everywhere(&all, &names);
+    check_same_everywhere(&e, &all, &names);
     // The ephemeral goes everywhere, the wiped member included, when its session ends: closed,
     // or expired if the owner's member was the wiped one and the client had not reconnected yet.
     // A watch on every member sees it go.
-    let watchers: Vec<_> = all.iter().map(|&i| common::connect_watched(&format!("127.0.0.1:{}", e.members[i].client_port))).collect();
+    let watchers: Vec<_> = all.iter().map(|&i| e.connect_watched(i)).collect();
     for (c, _) in &watchers {
         c.sync("/t").unwrap();
         assert!(c.exists("/t/eph", true).unwrap().is_some());

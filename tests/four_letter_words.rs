@@ -786,17 +786,6 @@ fn compare(c: &mut Checks, r: &Outputs, a: &Outputs) {
     }
 }
 
-/// Apache unless it is not installed (then `None`, or a panic with `RZK_REQUIRE_APACHE=1`).
-fn apache_wanted() -> bool {
-    if ApacheZk::available() {
-        return true;
-    }
-    if matches!(std::env::var("RZK_REQUIRE_APACHE").as_deref(), Ok("1") | Ok("true") | Ok("yes")) {
-        panic!("RZK_REQUIRE_APACHE=1 but Apache ZooKeeper is not installed ({APACHE_JAR} missing)");
-    }
-    println!("skipping the Apache side: Apache ZooKeeper not installed ({APACHE_JAR} missing)");
-    false
-}
 
 #[test]
 fn four_letter_words_match_apache() {
@@ -804,7 +793,7 @@ fn four_letter_words_match_apache() {
     let r = collect("rzk", rzk.port, rzk.data_dir().to_path_buf());
     let mut c = Checks::default();
     check_one(&mut c, &r);
-    if apache_wanted() {
+    if ApacheZk::check_available() {
         let zk = ApacheZk::start().expect("Apache available");
         let a = collect("apache", zk.port, zk.data_dir().to_path_buf());
         // The expected values above are Apache's: validate them on Apache itself.
@@ -939,7 +928,7 @@ fn whitelist_rejection_matches_apache() {
     let r = collect_whitelisted("rzk", rzk.port);
     let mut c = Checks::default();
     check_whitelisted(&mut c, &r);
-    if apache_wanted() {
+    if ApacheZk::check_available() {
         let zk = start_whitelisted("apache", "srvr");
         let a = collect_whitelisted("apache", zk.port);
         check_whitelisted(&mut c, &a);

@@ -45,6 +45,8 @@
 
 #![allow(dead_code)]
 
+pub mod ensemble;
+
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -491,9 +493,9 @@ impl ApacheZk {
         Path::new(APACHE_JAR).exists()
     }
 
-    /// `None` (with a "skipping" line) if Apache is not installed and
+    /// `false` (with a "skipping" line) if Apache is not installed and
     /// `RZK_REQUIRE_APACHE=1` is not set; panics if it is set.
-    fn check_available() -> bool {
+    pub fn check_available() -> bool {
         if Self::available() {
             return true;
         }
