@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::{RzkServer, rzk_server_bin, try_four_letter};
+use common::{DirWatch, PidFd, RzkServer, rzk_server_bin, try_four_letter, wait_readable};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rzk::jute::records::*;
@@ -337,6 +337,32 @@ fn check_serving(server: &RzkServer) {
 }
 
 /// Server output (stdout + stderr) written since `from` (a value of `output_mark`).
+/// Starts the server and SIGKILLs it at a start-up stage picked at random: at once, or as soon
+/// as its log shows it reading a snapshot, done restoring, writing a start-up snapshot, or
+/// binding the client port (the last stage: a stage that does not happen ends there). Blocks on
+/// the log (inotify) and the process, never sleeps.
+fn kill_during_startup(server: &RzkServer, rng: &mut StdRng) {
+    const STAGES: [Option<&str>; 5] = [None, Some("Reading snapshot"), Some("Loaded "), Some("Snapshotting"), Some("binding to port")];
+    let stage = STAGES[rng.gen_range(0..STAGES.len())];
+    let mark = output_mark(server);
+    let watch = DirWatch::new(server.dir());
+    let mut child = spawn_raw(server);
+    if let Some(needle) = stage {
+        let pid = PidFd::open(&child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            watch.drain();
+            let out = output_since(server, mark);
+            if out.contains(needle) || out.contains("binding to port") || !matches!(child.try_wait(), Ok(None)) {
+                break;
+            }
+            assert!(wait_readable(&[watch.fd(), pid.fd()], deadline), "start-up did not reach {needle:?} within 60 s:\n{out}");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn output_mark(server: &RzkServer) -> (usize, usize) {
     let (o, e) = server.output();
     (o.len(), e.len())
@@ -516,6 +542,8 @@ type NodeData = (String, Vec<u8>);
 #[derive(Default)]
 struct Progress {
     acks: u64,
+    /// Requests written to a socket, acknowledged or not.
+    sent: u64,
     done: usize,
 }
 
@@ -604,6 +632,9 @@ fn run_worker(mut c: Client, mut w: Worker, seed: u64, window: usize, shared: Sh
                 Ok(xid) => inflight.push_back((xid, i)),
                 Err(_) => break 'run,
             }
+            let (m, cv) = &*shared;
+            m.lock().unwrap().sent += 1;
+            cv.notify_all();
         }
         let Some(&(xid, i)) = inflight.front() else { break };
         let (h, body) = match c.recv() {
@@ -1014,11 +1045,7 @@ fn kill9_never_loses_acknowledged_writes() {
             );
             // Sometimes also kill a start-up midway (during restore / the start-up snapshot).
             if rng.gen_bool(0.25) {
-                let delay = Duration::from_micros(rng.gen_range(0..40_000));
-                let mut child = spawn_raw(&server);
-                std::thread::sleep(delay); // a randomised kill moment, not synchronisation
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_during_startup(&server, &mut rng);
                 startup_kills += 1;
             }
             let t = Instant::now();
@@ -1154,11 +1181,11 @@ fn kill9_never_loses_acknowledged_writes() {
         }
         max_seen = max_seen.max(ctl.last_zxid);
         drop(ctl);
-        // When to kill: after a random number of acknowledged writes (sometimes very early),
-        // or after a random short delay.
-        let by_delay = rng.gen_bool(0.15);
+        // When to kill: after a random number of acknowledged writes (sometimes very early), or
+        // after a random number of requests sent, acknowledged or not (a moment that need not
+        // follow a reply: writes in the log's buffer, mid-fsync, being applied).
+        let by_sent = rng.gen_bool(0.15);
         let target: u64 = if rng.gen_bool(0.1) { rng.gen_range(0..5) } else { rng.gen_range(5..600) };
-        let delay = Duration::from_micros(rng.gen_range(0..60_000));
         let shared: Shared = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let handles: Vec<_> = workers
@@ -1189,8 +1216,10 @@ fn kill9_never_loses_acknowledged_writes() {
         // whole tree can be read live and compared exactly (data and every Stat field) with the
         // restored one: fuzzy snapshots + replay must rebuild exactly the live tree.
         let quiesce = rng.gen_bool(0.3);
-        if by_delay {
-            std::thread::sleep(delay); // a randomised kill moment, not synchronisation
+        if by_sent {
+            let (m, cv) = &*shared;
+            let (g, to) = cv.wait_timeout_while(m.lock().unwrap(), Duration::from_secs(60), |p| p.sent < target && p.done < nsess).unwrap();
+            assert!(!to.timed_out(), "seed {seed} round {round}: only {} requests sent in 60 s", g.sent);
         } else {
             let (m, cv) = &*shared;
             let (g, to) = cv.wait_timeout_while(m.lock().unwrap(), Duration::from_secs(60), |p| p.acks < target && p.done < nsess).unwrap();
@@ -1231,7 +1260,7 @@ fn kill9_never_loses_acknowledged_writes() {
         let count = |f: &dyn Fn(&Op) -> bool| ws.iter().map(|w| w.ops.iter().zip(&w.acked).filter(|(o, a)| a.is_some() && f(o)).count()).sum::<usize>();
         println!(
             "round {round}: {nsess} sessions, window {window}, killed {}{} ({acks} replies before the kill: {} deletes, {} re-creates, {} failed setData, {} failed multis)",
-            if by_delay { format!("after {delay:?}") } else { format!("after {target} acks") },
+            if by_sent { format!("after {target} requests sent") } else { format!("after {target} acks") },
             if quiesce { ", writers stopped and tree read first" } else { "" },
             count(&|o| matches!(o, Op::Delete { .. })),
             count(&|o| matches!(o, Op::Recreate { .. })),
