@@ -348,7 +348,7 @@ fn kill_during_startup(server: &RzkServer, rng: &mut StdRng) {
     let watch = DirWatch::new(server.dir());
     let mut child = spawn_raw(server);
     if let Some(needle) = stage {
-        let pid = PidFd::open(&child);
+        let pid = PidFd::open(child.id()).expect("pidfd_open");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             watch.drain();

@@ -850,11 +850,11 @@ fn start_whitelisted(kind: &str, whitelist: &str) -> Proc {
         } else {
             vec![rzk_server_bin().display().to_string(), "start-foreground".into(), cfg_path.display().to_string()]
         };
-        let mut notify = Notify::bind(dir.path());
+        let mut notify = notify_socket(dir.path());
         let child = Command::new(&argv[0])
             .args(&argv[1..])
             .current_dir(dir.path())
-            .env("NOTIFY_SOCKET", notify.path())
+            .env("NOTIFY_SOCKET", notify.env_value())
             .stdin(Stdio::null())
             .stdout(fs::File::create(dir.path().join("stdout.log")).unwrap())
             .stderr(fs::File::create(dir.path().join("stderr.log")).unwrap())

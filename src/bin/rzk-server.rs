@@ -13,6 +13,7 @@
 
 use clap::{Parser, Subcommand};
 use rzk::server::config::ServerConfig;
+use rzk::server::notify::{Listener, PidFd, wait_readable};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -415,7 +416,9 @@ fn cmd_start(l: &Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let ready = StartNotify::bind();
+    // The daemon reports READY=1 here once it serves (an ensemble member: once it leads or
+    // follows); a socket in the abstract namespace, named after this process.
+    let mut ready = Listener::bind_abstract(&format!("rzk-server-start-{}", std::process::id())).ok();
     let mut cmd = Proc::new(&exe);
     if let Some(n) = &ready {
         cmd.env("NOTIFY_SOCKET", n.env_value());
@@ -451,7 +454,7 @@ fn cmd_start(l: &Loaded) -> ExitCode {
     }
     let timeout = env_secs("ZOO_START_TIMEOUT", 60);
     let deadline = Instant::now() + timeout;
-    let pidfd = PidFd::open(pid as i32);
+    let pidfd = PidFd::open(pid).ok();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             println!("FAILED TO START");
@@ -459,7 +462,10 @@ fn cmd_start(l: &Loaded) -> ExitCode {
             eprintln!("The server exited ({status}). Last lines of {}:\n{}", out_path.display(), tail(&out_path, 15));
             return ExitCode::from(1);
         }
-        if ready.as_ref().is_some_and(StartNotify::ready)
+        if let Some(n) = ready.as_mut() {
+            n.drain();
+        }
+        if ready.as_ref().is_some_and(|n| n.ready)
             || (ready.is_none()
                 && endpoint.as_ref().is_some_and(|(host, port)| mode_line(host, *port, Duration::from_secs(1)).is_some()))
         {
@@ -481,74 +487,11 @@ fn cmd_start(l: &Loaded) -> ExitCode {
         // Block until the server says READY=1 or exits (no socket: ask srvr again in 50 ms).
         match (&ready, &pidfd) {
             (Some(n), Some(p)) => {
-                wait_readable(&[n.fd(), p.0], deadline);
+                wait_readable(&[n.fd(), p.fd()], deadline);
             }
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     }
-}
-
-/// The `start` verb's end of the server's NOTIFY_SOCKET (src/server/notify.rs): a datagram
-/// socket in the abstract namespace, named after this process, on which the daemon reports
-/// `READY=1` once it serves (for an ensemble member: once it leads or follows).
-struct StartNotify {
-    sock: std::os::unix::net::UnixDatagram,
-    name: String,
-    ready: std::cell::Cell<bool>,
-}
-
-impl StartNotify {
-    fn bind() -> Option<StartNotify> {
-        use std::os::linux::net::SocketAddrExt;
-        let name = format!("rzk-server-start-{}", std::process::id());
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).ok()?;
-        let sock = std::os::unix::net::UnixDatagram::bind_addr(&addr).ok()?;
-        sock.set_nonblocking(true).ok()?;
-        Some(StartNotify { sock, name, ready: std::cell::Cell::new(false) })
-    }
-    fn env_value(&self) -> String {
-        format!("@{}", self.name)
-    }
-    fn fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.sock.as_raw_fd()
-    }
-    /// Reads what has arrived; true once `READY=1` came.
-    fn ready(&self) -> bool {
-        let mut buf = [0u8; 512];
-        while let Ok(n) = self.sock.recv(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
-                self.ready.set(true);
-            }
-        }
-        self.ready.get()
-    }
-}
-
-/// A pidfd: readable once the process has exited (any process, not only a child).
-struct PidFd(i32);
-
-impl PidFd {
-    fn open(pid: i32) -> Option<PidFd> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
-        (fd >= 0).then_some(PidFd(fd))
-    }
-}
-
-impl Drop for PidFd {
-    fn drop(&mut self) {
-        // SAFETY: the fd is ours.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-/// poll(2) on `fds` until one is readable or `deadline`.
-fn wait_readable(fds: &[i32], deadline: Instant) {
-    let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    let ms = deadline.saturating_duration_since(Instant::now()).as_millis().clamp(1, i32::MAX as u128) as i32;
-    // SAFETY: a valid array of pollfds for the duration of the call; EINTR just returns.
-    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
 }
 
 fn cmd_stop(l: &Loaded) -> ExitCode {
@@ -573,7 +516,7 @@ fn cmd_stop(l: &Loaded) -> ExitCode {
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let timeout = env_secs("ZOO_STOP_TIMEOUT", 30);
         let deadline = Instant::now() + timeout;
-        let pidfd = PidFd::open(pid);
+        let pidfd = PidFd::open(pid as u32).ok();
         while alive(pid) {
             if Instant::now() >= deadline {
                 println!("FAILED TO STOP");
@@ -586,7 +529,9 @@ fn cmd_stop(l: &Loaded) -> ExitCode {
             }
             // Block until it exits (without a pidfd: look again in 20 ms).
             match &pidfd {
-                Some(p) => wait_readable(&[p.0], deadline),
+                Some(p) => {
+                    wait_readable(&[p.fd()], deadline);
+                }
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
         }

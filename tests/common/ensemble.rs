@@ -6,7 +6,7 @@
 //! Apache member is asked with `srvr` each time it writes to its directory (inotify) and at least
 //! once a second. A member that exits during a wait ends the wait with every member's log.
 
-use super::{ApacheZk, DirWatch, LOG4J_PROPERTIES, Notify, PidFd, TestDir, free_port, rzk_server_bin, try_four_letter, wait_readable};
+use super::{ApacheZk, DirWatch, LOG4J_PROPERTIES, Notify, PidFd, TestDir, free_port, notify_socket, rzk_server_bin, try_four_letter, wait_readable};
 use rzk::cli::client::{Client, States, WatchedEvent};
 use std::fs;
 use std::path::PathBuf;
@@ -114,7 +114,7 @@ impl Ensemble {
             if kind == Kind::Apache {
                 fs::write(d.join("log4j.properties"), LOG4J_PROPERTIES).unwrap();
             }
-            let notify = (kind == Kind::Rzk).then(|| Mutex::new(Notify::bind(&d)));
+            let notify = (kind == Kind::Rzk).then(|| Mutex::new(notify_socket(&d)));
             let log_watch = (kind == Kind::Apache).then(|| DirWatch::new(&d));
             members.push(Member { id, kind, client_port: c, quorum_port: q, election_port: e, dir: d, data_dir: data, child: None, notify, log_watch });
         }
@@ -147,7 +147,7 @@ impl Ensemble {
                 let mut n = m.notify.as_ref().unwrap().lock().unwrap();
                 n.reset();
                 let mut c = Command::new(rzk_server_bin());
-                c.arg("start-foreground").arg(&cfg).env("NO_COLOR", "1").env("NOTIFY_SOCKET", n.path());
+                c.arg("start-foreground").arg(&cfg).env("NO_COLOR", "1").env("NOTIFY_SOCKET", n.env_value());
                 c
             }
             Kind::Apache => {
@@ -213,7 +213,7 @@ impl Ensemble {
     /// `limit`, or as soon as one of them exits, with their logs.
     pub fn wait_until<T>(&self, idx: &[usize], limit: Duration, what: &str, mut f: impl FnMut(&[Option<String>]) -> Option<T>) -> T {
         let deadline = Instant::now() + limit;
-        let pids: Vec<PidFd> = idx.iter().map(|&i| PidFd::open(self.members[i].child.as_ref().expect("member running"))).collect();
+        let pids: Vec<PidFd> = idx.iter().map(|&i| PidFd::open(self.members[i].child.as_ref().expect("member running").id()).expect("pidfd_open")).collect();
         let any_apache = idx.iter().any(|&i| self.members[i].kind == Kind::Apache);
         loop {
             for &i in idx {
@@ -225,7 +225,7 @@ impl Ensemble {
             if let Some(v) = f(&modes) {
                 return v;
             }
-            let exited = pids.iter().position(|p| wait_readable(&[p.fd()], Instant::now()));
+            let exited = pids.iter().position(PidFd::exited);
             if Instant::now() >= deadline || exited.is_some() {
                 let mut msg = match exited {
                     Some(k) => format!("{} exited while waiting for {what}; modes {modes:?}\n", self.describe(idx[k])),

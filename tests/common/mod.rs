@@ -244,7 +244,7 @@ fn wait_serving_by_log(child: &mut Child, port: u16, log_dir: &Path) -> Result<D
 /// exits, and `ready` runs at least once a second, in case readiness came after the last line
 /// logged.
 pub fn wait_probe(child: &mut Child, log_dir: &Path, deadline: Instant, mut ready: impl FnMut() -> bool) -> Result<(), WaitError> {
-    let pid = PidFd::open(child);
+    let pid = PidFd::open(child.id()).expect("pidfd_open");
     let watch = DirWatch::new(log_dir);
     loop {
         watch.drain();
@@ -266,7 +266,7 @@ pub fn wait_probe(child: &mut Child, log_dir: &Path, deadline: Instant, mut read
 pub fn wait_notified_ready(child: &mut Child, notify: &mut Notify) -> Result<Duration, WaitError> {
     let started = Instant::now();
     let deadline = started + START_TIMEOUT;
-    let pid = PidFd::open(child);
+    let pid = PidFd::open(child.id()).expect("pidfd_open");
     loop {
         notify.drain();
         if notify.ready {
@@ -285,48 +285,7 @@ pub fn wait_notified_ready(child: &mut Child, notify: &mut Notify) -> Result<Dur
 // Events: what tests block on instead of sleeping
 // ---------------------------------------------------------------------------------------------
 
-/// Blocks in poll(2) until one of `fds` is readable (or hung up) or `deadline` passes; false
-/// when the deadline passed first.
-pub fn wait_readable(fds: &[i32], deadline: Instant) -> bool {
-    let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: `p` is a valid array of pollfds for the duration of the call.
-        let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
-        if n > 0 {
-            return true;
-        }
-        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            panic!("poll: {}", io::Error::last_os_error());
-        }
-    }
-}
-
-/// A pidfd for a child process: readable once the child has exited.
-pub struct PidFd(i32);
-
-impl PidFd {
-    pub fn open(child: &Child) -> PidFd {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
-        assert!(fd >= 0, "pidfd_open for child {}: {}", child.id(), io::Error::last_os_error());
-        PidFd(fd)
-    }
-    pub fn fd(&self) -> i32 {
-        self.0
-    }
-}
-
-impl Drop for PidFd {
-    fn drop(&mut self) {
-        // SAFETY: the fd is ours.
-        unsafe { libc::close(self.0) };
-    }
-}
+pub use rzk::server::notify::{Listener as Notify, PidFd, wait_readable};
 
 /// inotify on a directory: readable when a file in it is created or written.
 pub struct DirWatch(i32);
@@ -360,62 +319,10 @@ impl Drop for DirWatch {
     }
 }
 
-/// The receiving end of an rzk-server's NOTIFY_SOCKET (src/server/notify.rs; systemd's
-/// sd_notify protocol): the server tells it when it serves, in which mode, and when it stops.
-pub struct Notify {
-    sock: std::os::unix::net::UnixDatagram,
-    path: PathBuf,
-    /// `READY=1` came.
-    pub ready: bool,
-    /// The last `STATUS=Mode: X`, e.g. "standalone", "leader", "looking".
-    pub status: Option<String>,
-    /// `STOPPING=1` came.
-    pub stopping: bool,
-}
-
-impl Notify {
-    /// A socket at `<dir>/notify.sock`.
-    pub fn bind(dir: &Path) -> Notify {
-        let path = dir.join("notify.sock");
-        let _ = fs::remove_file(&path);
-        let sock = std::os::unix::net::UnixDatagram::bind(&path)
-            .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
-        sock.set_nonblocking(true).expect("non-blocking notify socket");
-        Notify { sock, path, ready: false, status: None, stopping: false }
-    }
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    pub fn fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.sock.as_raw_fd()
-    }
-    /// Reads every message that has arrived.
-    pub fn drain(&mut self) {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = self.sock.recv(&mut buf) {
-            for line in String::from_utf8_lossy(&buf[..n]).lines() {
-                match line.split_once('=') {
-                    Some(("READY", "1")) => self.ready = true,
-                    Some(("STOPPING", "1")) => self.stopping = true,
-                    Some(("STATUS", s)) => self.status = s.strip_prefix("Mode: ").map(str::to_string),
-                    _ => {}
-                }
-            }
-        }
-    }
-    /// Forgets what an earlier process said (before starting a new one on the same socket).
-    pub fn reset(&mut self) {
-        self.drain();
-        self.ready = false;
-        self.status = None;
-        self.stopping = false;
-    }
-    /// The mode while the server serves clients; None while it does not (not started yet,
-    /// looking for a leader).
-    pub fn serving(&self) -> Option<&str> {
-        self.status.as_deref().filter(|m| *m != "looking")
-    }
+/// An rzk-server's NOTIFY_SOCKET (src/server/notify.rs) at `<dir>/notify.sock`.
+pub fn notify_socket(dir: &Path) -> Notify {
+    let path = dir.join("notify.sock");
+    Notify::bind(&path).unwrap_or_else(|e| panic!("bind {}: {e}", path.display()))
 }
 
 fn kill_child(child: &mut Child) {
@@ -446,7 +353,7 @@ fn terminate_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
 /// wait-with-timeout, so this blocks in poll(2) on a pidfd of the child, which becomes readable
 /// when it exits.
 pub fn wait_exit(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
-    let pid = PidFd::open(child);
+    let pid = PidFd::open(child.id()).expect("pidfd_open");
     loop {
         match child.try_wait() {
             Ok(Some(st)) => return Some(st),
@@ -734,8 +641,8 @@ impl RzkServer {
             let (cfg_text, data_dir) = build_cfg(dir.path(), port, extra_cfg_lines);
             let cfg_path = dir.path().join("zoo.cfg");
             fs::write(&cfg_path, cfg_text).expect("write zoo.cfg");
-            let notify = Notify::bind(dir.path());
-            let child = Self::spawn(dir.path(), &cfg_path, notify.path());
+            let notify = notify_socket(dir.path());
+            let child = Self::spawn(dir.path(), &cfg_path, notify.env_value());
             let mut s = RzkServer {
                 port,
                 startup: Duration::ZERO,
@@ -758,7 +665,7 @@ impl RzkServer {
         panic!("{last_err}");
     }
 
-    fn spawn(dir: &Path, cfg_path: &Path, notify: &Path) -> Child {
+    fn spawn(dir: &Path, cfg_path: &Path, notify: &std::ffi::OsStr) -> Child {
         let bin = rzk_server_bin();
         let out = fs::OpenOptions::new()
             .create(true)
@@ -877,7 +784,7 @@ impl RzkServer {
     pub fn restart(&mut self) {
         kill_child(&mut self.child);
         self.notify.reset();
-        self.child = Self::spawn(self.dir.path(), &self.cfg_path, self.notify.path());
+        self.child = Self::spawn(self.dir.path(), &self.cfg_path, self.notify.env_value());
         if let Err((msg, _)) = self.wait_ready() {
             panic!("restart failed: {msg}");
         }
